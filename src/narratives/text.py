@@ -1,0 +1,71 @@
+"""Plain-text hygiene shared by every source: invisible characters, whitespace, fingerprints."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import unicodedata
+
+# Zero-width and bidi control characters that publishers sprinkle into text (often as
+# anti-scraping marks); they split words for search and break content hashes.
+_INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+_SPACES = re.compile(r"[ \t\f\v\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
+_BLANK_LINES = re.compile(r"\n\s*\n")
+_TAG = re.compile(r"<[^>]*>")
+_WORD = re.compile(r"\w+")
+
+
+def clean_text(text: str) -> str:
+    """NFC-normalise, drop invisible characters, collapse spaces, keep paragraph breaks.
+
+    Paragraphs come back separated by exactly one blank line, the corpus's one convention.
+    """
+    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = _INVISIBLE.sub("", text)
+    paragraphs = _BLANK_LINES.split(text) if _BLANK_LINES.search(text) else text.split("\n")
+    cleaned = (" ".join(_SPACES.sub(" ", p).split()) for p in paragraphs)
+    return "\n\n".join(p for p in cleaned if p)
+
+
+def clean_line(text: str | None) -> str | None:
+    """A title, author or name on one line, or None when nothing is left."""
+    if text is None:
+        return None
+    line = " ".join(_SPACES.sub(" ", _INVISIBLE.sub("", text)).split())
+    return line or None
+
+
+def html_to_text(fragment: str) -> str:
+    """Text of a small HTML fragment such as a feed summary; block tags become paragraphs."""
+    fragment = re.sub(r"(?i)<\s*(br|/p|/div|/li|/h\d)\b[^>]*>", "\n\n", fragment)
+    # Summaries are often escaped twice ("S&amp;amp;P"): unescape until stable.
+    text = _TAG.sub(" ", fragment)
+    for _ in range(3):
+        unescaped = html.unescape(text)
+        if unescaped == text:
+            break
+        text = _TAG.sub(" ", unescaped)
+    return clean_text(text)
+
+
+def split_paragraphs(text: str) -> list[tuple[int, str]]:
+    """(position, paragraph) pairs; positions index `text.split("\\n\\n")`, empties skipped.
+
+    Positions match the `<article id>#p<n>` paragraph ids of labelled data.
+    """
+    return [(i, p.strip()) for i, p in enumerate(text.split("\n\n")) if p.strip()]
+
+
+def word_count(text: str) -> int:
+    return len(_WORD.findall(text))
+
+
+def content_hash(text: str) -> str:
+    """Fingerprint of an article body that ignores case, punctuation, spacing and markup noise.
+
+    Two copies of one story (syndicated, re-crawled, AMP) hash alike; any edit to the words
+    changes it.
+    """
+    words = _WORD.findall(unicodedata.normalize("NFKC", _INVISIBLE.sub("", text)).casefold())
+    return hashlib.sha256(" ".join(words).encode()).hexdigest()
