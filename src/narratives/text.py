@@ -13,7 +13,9 @@ _INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
 _SPACES = re.compile(r"[ \t\f\v\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
 _BLANK_LINES = re.compile(r"\n\s*\n")
 _TAG = re.compile(r"<[^>]*>")
-_WORD = re.compile(r"\w+")
+# Chinese and Japanese do not put spaces between words: each ideograph or kana counts as one.
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+WORD = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+")
 
 
 def clean_text(text: str) -> str:
@@ -58,7 +60,7 @@ def split_paragraphs(text: str) -> list[tuple[int, str]]:
 
 
 def word_count(text: str) -> int:
-    return len(_WORD.findall(text))
+    return len(WORD.findall(text))
 
 
 def content_hash(text: str) -> str:
@@ -67,5 +69,5 @@ def content_hash(text: str) -> str:
     Two copies of one story (syndicated, re-crawled, AMP) hash alike; any edit to the words
     changes it.
     """
-    words = _WORD.findall(unicodedata.normalize("NFKC", _INVISIBLE.sub("", text)).casefold())
+    words = WORD.findall(unicodedata.normalize("NFKC", _INVISIBLE.sub("", text)).casefold())
     return hashlib.sha256(" ".join(words).encode()).hexdigest()
