@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -18,8 +16,9 @@ from narratives.extract import (
     looks_like_teaser,
 )
 
+from conftest import STORY, article_page, load_script
+
 PAGES = Path(__file__).parent / "fixtures" / "pages"
-SCRIPTS = Path(__file__).parent.parent / "scripts"
 
 
 def page_bytes(name: str) -> bytes:
@@ -28,17 +27,6 @@ def page_bytes(name: str) -> bytes:
 
 def page_text(name: str) -> str:
     return (PAGES / name).read_text(encoding="utf-8")
-
-
-def load_script(name: str) -> ModuleType:
-    """Import scripts/<name>.py, which is a script folder, not a package."""
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    # Registered before running so its dataclasses can resolve their own module.
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def article(text: str, **fields: object) -> ExtractedPage:
@@ -166,6 +154,14 @@ def test_body_leaves_out_headline_navigation_related_links_and_newsletter_box():
         "Economy",
     ):
         assert furniture not in text
+
+
+def test_investment_disclaimer_line_is_left_out_of_the_body():
+    html = article_page(
+        "Small caps rally", [*STORY, "This article is for information only and is not advice."]
+    )
+    text = extract_page(html).text
+    assert text.split("\n\n")[-1] == STORY[-1]
 
 
 def test_resolves_relative_canonical_link_against_page_url():

@@ -365,6 +365,10 @@ _BOILERPLATE = re.compile(
       | (?:like|liked|enjoy|enjoyed)\s+this\s+(?:story|article)\?
       | share\s+(?:this|on)\b.{0,40}$
       | (?:advertisement|sponsored(?:\s+content)?|comments?|tags?|filed\s+under)\s*:?\s*.{0,3}$
+      | this\s+(?:article|story|content|material|post)\s+is\s+(?:provided\s+)?
+            for\s+(?:general\s+)?information(?:al)?\s+(?:purposes\s+)?only\b
+      | nothing\s+in\s+this\s+(?:article|story|content|material|post)\s+
+            (?:is|constitutes)\s+(?:investment|financial)\s+advice\b
     )""",
     re.IGNORECASE | re.VERBOSE,
 )

@@ -120,7 +120,8 @@ def _entry(raw: feedparser.FeedParserDict) -> FeedEntry:
         value = content.get("value") or ""
         if len(value) > len(summary):
             summary = value
-    parsed_time = raw.get("published_parsed") or raw.get("updated_parsed")
+    # dict.get, not the FeedParserDict's: its updated→published aliasing is deprecated and noisy.
+    parsed_time = dict.get(raw, "published_parsed") or dict.get(raw, "updated_parsed")
     published = None
     if parsed_time:
         try:
@@ -132,7 +133,7 @@ def _entry(raw: feedparser.FeedParserDict) -> FeedEntry:
         link=canonicalize(link) if link else None,
         title=clean_line(html_to_text(raw.get("title") or "")) or None,
         summary=html_to_text(summary) or None,
-        published_raw=raw.get("published") or raw.get("updated"),
+        published_raw=dict.get(raw, "published") or dict.get(raw, "updated"),
         published=published,
         author=clean_line("; ".join(authors) or raw.get("author")),
         guid=raw.get("id"),
