@@ -19,6 +19,7 @@ from narratives.feeds import DEFAULT_FEEDS, default_feeds_path, load_feeds_file
 from narratives.fetch import FetchPolicy
 from narratives.ingest import IngestSummary, ingest
 from narratives.store import DEFAULT_DB, Corpus, CorpusStatus
+from narratives.text import clip
 
 db_option = click.option(
     "--db",
@@ -56,14 +57,10 @@ def cli(verbose: int) -> None:
       narratives ingest --feeds default    # poll the shipped publisher feeds
       narratives status                    # what the corpus holds
     """
-    level = logging.WARNING - 10 * verbose
-    logging.basicConfig(
-        level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s"
-    )
-    if verbose == 0:
-        # Library chatter (trafilatura, htmldate, feedparser) is noise at the default level.
-        logging.getLogger().setLevel(logging.ERROR)
-        logging.getLogger("narratives").setLevel(logging.ERROR)
+    # Quiet by default: failures are counted in summaries and kept in the corpus, and the
+    # libraries underneath (trafilatura, htmldate) are chatty at WARNING.
+    level = {0: logging.ERROR, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
 @cli.command("ingest")
@@ -306,7 +303,13 @@ def format_status(status: CorpusStatus) -> str:
     if status.error_reasons:
         out.append("Errors by reason: " + ", ".join(f"{r} {n:,}" for r, n in status.error_reasons))
         rows = [
-            (at, reason, _clip(source, 40), _clip(item, 30), _clip(detail, 60))
+            (
+                at,
+                reason,
+                clip(source, 40, keep_end=True),
+                clip(item, 40, keep_end=True),
+                clip(detail, 60),
+            )
             for at, reason, source, item, detail in status.recent_errors
         ]
         out.append(tabulate(rows, headers=["when", "reason", "source", "item", "detail"]))
@@ -335,14 +338,9 @@ def format_demo(report: DemoReport) -> str:
         "",
         f"full-text search {report.query}: {report.hit_count} articles, first ones:",
     ]
-    lines += [f"  {h.published}  {h.publisher:<22}  {_clip(h.title, 60)}" for h in report.hits]
+    lines += [f"  {h.published}  {h.publisher:<22}  {clip(h.title, 60)}" for h in report.hits]
     lines += ["", f"Explore: narratives status --db {report.db}"]
     return "\n".join(lines)
-
-
-def _clip(text: str | None, width: int) -> str:
-    text = text or ""
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def main() -> None:

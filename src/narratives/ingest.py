@@ -28,7 +28,7 @@ from narratives.feeds import FeedEntry, FeedSource, load_feeds_file, looks_like_
 from narratives.fetch import Fetcher, FetchPolicy, Response, inflate
 from narratives.records import Article, DateSource, Obtained, Outcome
 from narratives.store import Corpus
-from narratives.text import clean_line, clean_text
+from narratives.text import clean_line, clean_text, clip
 from narratives.urls import canonicalize, host_of, is_http_url, same_site
 
 log = logging.getLogger(__name__)
@@ -264,7 +264,7 @@ class Ingestor:
     def _progress(self, total: int | None, description: str, unit: str) -> tqdm:
         return tqdm(
             total=total,
-            desc=_shorten(description),
+            desc=clip(description, 40, keep_end=True),
             unit=unit,
             disable=not self.options.progress or None,
             leave=False,
@@ -790,7 +790,3 @@ def _reason_of(exc: Exception) -> str:
         "CorpusError": "corpus",
     }
     return getattr(exc, "reason", None) or reasons.get(type(exc).__name__, "error")
-
-
-def _shorten(text: str, width: int = 40) -> str:
-    return text if len(text) <= width else "…" + text[-(width - 1) :]

@@ -71,3 +71,11 @@ def content_hash(text: str) -> str:
     """
     words = WORD.findall(unicodedata.normalize("NFKC", _INVISIBLE.sub("", text)).casefold())
     return hashlib.sha256(" ".join(words).encode()).hexdigest()
+
+
+def clip(text: str | None, width: int, *, keep_end: bool = False) -> str:
+    """`text` cut to `width` characters with an ellipsis; paths and URLs read best by their end."""
+    text = text or ""
+    if len(text) <= width:
+        return text
+    return "…" + text[-(width - 1) :] if keep_end else text[: width - 1] + "…"
