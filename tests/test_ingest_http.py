@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -400,3 +401,10 @@ def test_local_feed_file_with_fetch_links_fetches_pages(server, corpus, fast_pol
     with_links = _run(corpus, [str(path)], fast_policy, fetch_links=True)
     assert with_links.updated == 1
     assert corpus.db.execute("SELECT obtained FROM articles").fetchone()[0] == "page"
+
+
+def test_since_skips_old_feed_entries_before_fetching_their_pages(server, corpus, fast_policy):
+    feed = _feed_with_pages(server, 2)  # entries dated 2024-07-15
+    summary = _run(corpus, [feed], fast_policy, since=datetime(2024, 8, 1, tzinfo=UTC))
+    assert summary.skipped_before_since == 2 and summary.new == 0
+    assert server.hits("/markets/story-0.html") == 0

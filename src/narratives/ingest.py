@@ -413,8 +413,11 @@ class Ingestor:
             unique.setdefault(key, entry)
         to_fetch: list[FeedEntry] = []
         summaries: list[_PageResult] = []
+        since = self.options.since
         for entry in unique.values():
-            if not entry.link:
+            if since and entry.published and entry.published < since:
+                self.summary.skipped_before_since += 1  # decided before fetching its page
+            elif not entry.link:
                 summaries.append(_PageResult(entry, failure="no_link"))
             elif not fetch_pages:
                 summaries.append(_PageResult(entry, failure="not_fetched"))
