@@ -258,14 +258,9 @@ def format_summary(summary: IngestSummary, db: Path | str) -> str:
             f"  feeds       {summary.feeds_polled:>7,}   polled, "
             f"{summary.feeds_not_modified} not modified since last poll"
         )
-    if summary.date_fallbacks:
-        lines.append(
-            "  dates       "
-            + ", ".join(
-                f"{n:,} from {where}" for where, n in sorted(summary.date_fallbacks.items())
-            )
-            + " (no usable date of their own)"
-        )
+    wording = {"feed": "dated by their feed entry", "fetched": "dated at fetch time (no date)"}
+    for where, n in sorted(summary.date_fallbacks.items()):
+        lines.append(f"  dates       {n:>7,}   {wording.get(where, where)}")
     if summary.skipped_before_since:
         lines.append(f"  skipped     {summary.skipped_before_since:>7,}   published before --since")
     if summary.total_failed:
