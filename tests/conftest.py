@@ -264,3 +264,37 @@ STORY = [
     "have staged several false starts since 2022, each fading once bond yields turned higher "
     "again.",
 ]
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A one-layer, 32-wide BERT with MiniLM's tokenizer: fast plumbing tests, no real model."""
+    import shutil
+
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from narratives.encoder import base_model_path
+
+    path = tmp_path_factory.mktemp("tiny-encoder")
+    source = base_model_path()
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (source / name).is_file():
+            shutil.copy(source / name, path / name)
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
+    BertModel(config).save_pretrained(path)
+    return path
+
+
+@pytest.fixture
+def use_tiny_encoder(tiny_encoder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("NARRATIVES_ENCODER", str(tiny_encoder))
+    return tiny_encoder

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from narratives.classifier import MODEL_DIR, ThemeModel
 from narratives.errors import SourceError
 from narratives.ingest import IngestSummary, ingest
 from narratives.store import Corpus, CorpusStatus
+from narratives.tag import TagSummary, tag
 
 DEMO_DB = Path("corpus/demo.db")
 SAMPLE_DIR = Path("corpus/sample")
@@ -24,6 +26,15 @@ class SearchHit:
 
 
 @dataclass(frozen=True)
+class Evidence:
+    theme: str
+    score: float
+    published: str
+    title: str
+    paragraph: str
+
+
+@dataclass(frozen=True)
 class DemoReport:
     db: Path
     first_run: IngestSummary
@@ -32,6 +43,11 @@ class DemoReport:
     query: str
     hits: list[SearchHit]
     hit_count: int
+    tagging: TagSummary
+    retag: TagSummary
+    methods: dict[str, str]
+    by_month: dict[str, dict[str, int]]  # theme -> month -> articles carrying it
+    evidence: list[Evidence]
 
 
 def find_sample_dir(explicit: str | Path | None = None) -> Path:
@@ -47,11 +63,26 @@ def find_sample_dir(explicit: str | Path | None = None) -> Path:
     )
 
 
+def find_model_dir(explicit: str | Path | None = None) -> Path:
+    """The theme model: `explicit`, else ./models/themes, else the one beside the sources."""
+    candidates = [Path(explicit)] if explicit else []
+    candidates += [MODEL_DIR, Path(__file__).resolve().parents[2] / MODEL_DIR]
+    for candidate in candidates:
+        if (candidate / "config.json").is_file():
+            return candidate
+    return candidates[0]  # ThemeModel.load explains what is missing
+
+
 def run_demo(
-    db: str | Path = DEMO_DB, *, sample: str | Path | None = None, progress: bool = True
+    db: str | Path = DEMO_DB,
+    *,
+    sample: str | Path | None = None,
+    model: str | Path | None = None,
+    progress: bool = True,
 ) -> DemoReport:
-    """Rebuild `db` from the sample corpus, ingest it twice (the second run must add nothing)."""
+    """Rebuild `db` from the sample corpus: ingest twice (the second adds nothing), then tag."""
     sample_dir = find_sample_dir(sample)
+    theme_model = ThemeModel.load(find_model_dir(model))
     db = Path(db)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
@@ -68,6 +99,8 @@ def run_demo(
         hit_count = corpus.db.execute(
             "SELECT count(*) FROM articles_fts WHERE articles_fts MATCH ?", [DEMO_QUERY]
         ).fetchone()[0]
+        tagging = tag(corpus, theme_model, progress=progress)
+        retag = tag(corpus, theme_model, progress=progress)
         return DemoReport(
             db=db,
             first_run=first,
@@ -76,4 +109,31 @@ def run_demo(
             query=DEMO_QUERY,
             hits=[SearchHit(*row) for row in hits],
             hit_count=hit_count,
+            tagging=tagging,
+            retag=retag,
+            methods={t: theme_model.method(t) for t in theme_model.theme_ids},
+            by_month=_carrying_by_month(corpus),
+            evidence=_strongest_evidence(corpus),
         )
+
+
+def _carrying_by_month(corpus: Corpus) -> dict[str, dict[str, int]]:
+    table: dict[str, dict[str, int]] = {}
+    for theme, month, n in corpus.db.execute(
+        "SELECT t.theme, substr(a.published, 1, 7), sum(t.carries) FROM article_themes t "
+        "JOIN articles a ON a.id = t.article_id GROUP BY 1, 2 ORDER BY 1, 2"
+    ).fetchall():
+        table.setdefault(theme, {})[month] = int(n)
+    return table
+
+
+def _strongest_evidence(corpus: Corpus) -> list[Evidence]:
+    """For each theme, the article it is strongest in and the paragraph that says so."""
+    rows = corpus.db.execute(
+        "SELECT e.theme, e.probability, substr(a.published, 1, 10), a.title, p.text "
+        "FROM theme_evidence e JOIN articles a ON a.id = e.article_id "
+        "JOIN paragraphs p ON p.article_id = e.article_id AND p.position = e.position "
+        "WHERE e.rank = 1 AND e.probability = (SELECT max(probability) FROM theme_evidence "
+        "WHERE theme = e.theme AND rank = 1) GROUP BY e.theme ORDER BY e.theme"
+    ).fetchall()
+    return [Evidence(*row) for row in rows]

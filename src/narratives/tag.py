@@ -1,0 +1,291 @@
+"""Tagging the corpus: theme scores for every paragraph and article not yet scored by this model."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm import tqdm
+
+from narratives.classifier import ThemeModel
+from narratives.dates import iso, utc_now
+from narratives.encoder import Passage
+from narratives.store import Corpus
+
+# Paragraph probabilities below this are not stored: they are noise and would dominate the table.
+STORE_FLOOR = 0.01
+EVIDENCE = 3  # paragraphs kept as evidence per article and theme
+CHUNK = 128  # articles scored and written per transaction
+
+TAG_SCHEMA = """
+CREATE TABLE IF NOT EXISTS themes (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    method TEXT NOT NULL,
+    threshold REAL NOT NULL,
+    proxies TEXT
+);
+CREATE TABLE IF NOT EXISTS tagged (
+    article_id INTEGER PRIMARY KEY REFERENCES articles(id) ON DELETE CASCADE,
+    content_hash TEXT NOT NULL,
+    model TEXT NOT NULL,
+    tagged_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS paragraph_themes (
+    article_id INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    theme TEXT NOT NULL,
+    probability REAL NOT NULL,
+    PRIMARY KEY (article_id, position, theme)
+);
+CREATE TABLE IF NOT EXISTS article_themes (
+    article_id INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+    theme TEXT NOT NULL,
+    score REAL NOT NULL,
+    carries INTEGER NOT NULL,
+    paragraphs_over INTEGER NOT NULL,
+    paragraphs INTEGER NOT NULL,
+    PRIMARY KEY (article_id, theme)
+);
+CREATE INDEX IF NOT EXISTS article_themes_theme ON article_themes(theme, carries);
+CREATE TABLE IF NOT EXISTS theme_evidence (
+    article_id INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+    theme TEXT NOT NULL,
+    rank INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    probability REAL NOT NULL,
+    PRIMARY KEY (article_id, theme, rank)
+);
+"""
+
+
+@dataclass(frozen=True)
+class ArticleThemeScore:
+    """How strongly one article carries one theme, and the paragraphs that say so."""
+
+    theme: str
+    score: float  # the highest paragraph probability: a theme is in an article if in a paragraph
+    carries: bool
+    paragraphs_over: int
+    paragraphs: int
+    evidence: list[tuple[int, float]]  # (paragraph position, probability), strongest first
+
+
+@dataclass
+class TagSummary:
+    articles: int = 0
+    paragraphs: int = 0
+    skipped: int = 0  # already tagged with this model and unchanged since
+    carrying: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    model: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "articles": self.articles,
+            "paragraphs": self.paragraphs,
+            "already_tagged": self.skipped,
+            "articles_carrying": self.carrying,
+            "seconds": round(self.seconds, 2),
+            "model": self.model,
+        }
+
+
+def aggregate(
+    probabilities: np.ndarray, positions: Sequence[int], model: ThemeModel
+) -> list[ArticleThemeScore]:
+    """Article scores from paragraph probabilities (rows: paragraphs, columns: themes).
+
+    The score is the maximum paragraph probability: per the theme contract a narrative is
+    carried by paragraphs, so one paragraph that clearly carries it is enough, and an article
+    is not diluted by its unrelated paragraphs. Evidence is the strongest paragraphs over the
+    threshold (or the single strongest when none is).
+    """
+    scores = []
+    for column, theme_id in enumerate(model.theme_ids):
+        column_p = probabilities[:, column]
+        threshold = model.threshold(theme_id)
+        order = np.argsort(-column_p, kind="stable")
+        over = int((column_p >= threshold).sum())
+        keep = order[: max(1, min(over, EVIDENCE))]
+        scores.append(
+            ArticleThemeScore(
+                theme=theme_id,
+                score=float(column_p.max()) if len(column_p) else 0.0,
+                carries=over > 0,
+                paragraphs_over=over,
+                paragraphs=len(column_p),
+                evidence=[(int(positions[i]), float(column_p[i])) for i in keep],
+            )
+        )
+    return scores
+
+
+def ensure_tag_schema(corpus: Corpus) -> None:
+    with corpus.transaction():
+        for statement in (s.strip() for s in TAG_SCHEMA.split(";")):
+            if statement:
+                corpus.db.execute(statement)
+
+
+def record_themes(corpus: Corpus, model: ThemeModel) -> None:
+    """The themes table describes what the scores mean (method, threshold) for browsing."""
+    with corpus.transaction():
+        corpus.db.execute("DELETE FROM themes")
+        for theme in model.themes:
+            corpus.db.execute(
+                "INSERT INTO themes (id, name, description, method, threshold, proxies) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    theme.id,
+                    theme.name,
+                    theme.description,
+                    model.method(theme.id),
+                    model.threshold(theme.id),
+                    json.dumps([p.label for p in theme.proxies]),
+                ],
+            )
+
+
+def pending_articles(corpus: Corpus, fingerprint: str) -> list[int]:
+    """Articles never tagged, changed since, or tagged by another model or themes file."""
+    rows = corpus.db.execute(
+        "SELECT a.id FROM articles a LEFT JOIN tagged t ON t.article_id = a.id "
+        "WHERE t.article_id IS NULL OR t.content_hash != a.content_hash OR t.model != ? "
+        "ORDER BY a.id",
+        [fingerprint],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def tag(corpus: Corpus, model: ThemeModel, *, progress: bool = True) -> TagSummary:
+    """Score every pending article; each chunk is written atomically, so a crash loses no tag."""
+    started = time.monotonic()
+    ensure_tag_schema(corpus)
+    record_themes(corpus, model)
+    fingerprint = model.fingerprint()
+    pending = pending_articles(corpus, fingerprint)
+    summary = TagSummary(model=fingerprint)
+    summary.skipped = corpus.count("articles") - len(pending)
+    carrying = dict.fromkeys(model.theme_ids, 0)
+    with tqdm(
+        total=len(pending), unit="article", desc="tagging", disable=not progress or None
+    ) as bar:
+        for chunk in _chunks(pending, CHUNK):
+            articles = _load(corpus, chunk)
+            passages = [p for a in articles for p in a.passages]
+            probabilities = model.predict(passages)
+            with corpus.transaction():
+                offset = 0
+                for article in articles:
+                    rows = probabilities[offset : offset + len(article.passages)]
+                    offset += len(article.passages)
+                    scores = aggregate(rows, article.positions, model)
+                    _write(corpus, article, rows, scores, model, fingerprint)
+                    for s in scores:
+                        carrying[s.theme] += s.carries
+            summary.articles += len(articles)
+            summary.paragraphs += len(passages)
+            bar.update(len(chunk))
+    summary.carrying = carrying
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+@dataclass
+class _Article:
+    id: int
+    content_hash: str
+    positions: list[int]
+    passages: list[Passage]
+
+
+def _load(corpus: Corpus, ids: list[int]) -> list[_Article]:
+    marks = ",".join("?" for _ in ids)
+    heads = {
+        row[0]: row
+        for row in corpus.db.execute(
+            f"SELECT id, title, content_hash FROM articles WHERE id IN ({marks})", ids
+        ).fetchall()
+    }
+    paragraphs: dict[int, list[tuple[int, str]]] = {i: [] for i in ids}
+    for article_id, position, text in corpus.db.execute(
+        f"SELECT article_id, position, text FROM paragraphs WHERE article_id IN ({marks}) "
+        "ORDER BY article_id, position",
+        ids,
+    ).fetchall():
+        paragraphs[article_id].append((position, text))
+    articles = []
+    for article_id in ids:
+        _, title, content_hash = heads[article_id]
+        items = paragraphs[article_id] or [(0, title)]
+        articles.append(
+            _Article(
+                id=article_id,
+                content_hash=content_hash,
+                positions=[p for p, _ in items],
+                passages=[Passage(text=text, title=title) for _, text in items],
+            )
+        )
+    return articles
+
+
+def _write(
+    corpus: Corpus,
+    article: _Article,
+    probabilities: np.ndarray,
+    scores: list[ArticleThemeScore],
+    model: ThemeModel,
+    fingerprint: str,
+) -> None:
+    execute, many = corpus.db.execute, corpus.db.conn.executemany
+    for table in ("paragraph_themes", "article_themes", "theme_evidence"):
+        execute(f"DELETE FROM {table} WHERE article_id = ?", [article.id])
+    many(
+        "INSERT INTO paragraph_themes (article_id, position, theme, probability) "
+        "VALUES (?, ?, ?, ?)",
+        [
+            (article.id, position, theme_id, round(float(p), 4))
+            for position, row in zip(article.positions, probabilities, strict=True)
+            for theme_id, p in zip(model.theme_ids, row, strict=True)
+            if p >= STORE_FLOOR
+        ],
+    )
+    many(
+        "INSERT INTO article_themes (article_id, theme, score, carries, paragraphs_over, "
+        "paragraphs) VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (
+                article.id,
+                s.theme,
+                round(s.score, 4),
+                int(s.carries),
+                s.paragraphs_over,
+                s.paragraphs,
+            )
+            for s in scores
+        ],
+    )
+    many(
+        "INSERT INTO theme_evidence (article_id, theme, rank, position, probability) "
+        "VALUES (?, ?, ?, ?, ?)",
+        [
+            (article.id, s.theme, rank, position, round(p, 4))
+            for s in scores
+            for rank, (position, p) in enumerate(s.evidence, start=1)
+        ],
+    )
+    execute(
+        "INSERT OR REPLACE INTO tagged (article_id, content_hash, model, tagged_at) "
+        "VALUES (?, ?, ?, ?)",
+        [article.id, article.content_hash, fingerprint, iso(utc_now())],
+    )
+
+
+def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
