@@ -127,7 +127,7 @@ def own_labels(themes: set[str]) -> list[LabelledPassage]:
     )
     news = sorted((SHARED / "news").glob("*.jsonl"))
     shared = read_paragraph_labels(
-        ROOT / "corpus" / "labels" / "shared_labels.jsonl", news, known=themes
+        ROOT / "corpus" / "labels" / "shared_labels.jsonl", news, known=themes, considered=THEMES
     )
     return written + shared
 
@@ -183,7 +183,7 @@ def evaluate_cv(
     """Cross-validated scores; each fold's predictions are cached so an interrupted run resumes."""
     themes = load_themes()
     known = {t.id for t in themes}
-    dev = read_labels([DEV], known=known)
+    dev = read_labels([DEV], known=known, considered=THEMES)
     # A paragraph reposted under another id (Reddit does this) must not leak into training.
     dev_texts = {content_hash(e.passage.text) for e in dev}
     extra = [e for e in own_labels(known) if content_hash(e.passage.text) not in dev_texts]

@@ -24,6 +24,7 @@ from narratives.store import Corpus
 from narratives.tag import aggregate, pending_articles, tag
 from narratives.themes import ThemesFileError, load_themes
 from narratives.training import (
+    Evaluation,
     LabelledPassage,
     LabelsError,
     TrainConfig,
@@ -31,6 +32,7 @@ from narratives.training import (
     fit_platt,
     grouped_split,
     read_labels,
+    score,
     train,
 )
 
@@ -106,6 +108,37 @@ def test_best_threshold_keeps_even_odds_with_too_few_validation_positives():
 
 def test_best_threshold_stays_inside_the_grid_when_everything_is_positive():
     assert 0.05 <= best_threshold(np.array([0.01, 0.02]), np.array([1, 1])) <= 0.95
+
+
+def test_scores_count_precision_recall_and_macro_over_themes_with_support():
+    truth = np.array([[1, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 0]])
+    predicted = np.array([[1, 0, 0], [0, 0, 1], [0, 1, 0], [1, 0, 0]])
+    evaluation = score(predicted, truth, ["a", "b", "c"], methods={"a": "trained"})
+    a = evaluation.themes["a"]
+    assert (a.precision, a.recall, a.support, a.predicted) == (0.5, 0.5, 2, 2)
+    assert evaluation.themes["b"].f1 == 1.0
+    assert evaluation.themes["c"].support == 0  # no support: left out of the macro average
+    assert evaluation.macro_f1 == pytest.approx(0.75)
+    again = Evaluation.from_dict(evaluation.as_dict())
+    assert again.macro_f1 == pytest.approx(0.75) and again.methods["a"] == "trained"
+
+
+def test_unjudged_themes_are_neither_positive_nor_negative(tmp_path):
+    path = tmp_path / "labels.jsonl"
+    lines = [
+        {"text": "Old label set.", "labels": ["trump_trade"], "considered": ["trump_trade"]},
+        {"text": "Judged for everything.", "labels": []},
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    old, new = read_labels([path], known={"trump_trade", "ai_bubble"})
+    assert old.judged("trump_trade") and not old.judged("ai_bubble") and new.judged("ai_bubble")
+    (defaulted,) = read_labels([path], considered=["trump_trade"])[1:]
+    assert not defaulted.judged("ai_bubble")
+    truth = np.array([[0], [1], [0]])
+    predicted = np.array([[1], [1], [0]])
+    unjudged_false_positive = score(predicted, truth, ["x"], judged=np.array([[0], [1], [1]]))
+    assert unjudged_false_positive.themes["x"].precision == 1.0
+    assert score(predicted, truth, ["x"]).themes["x"].precision == 0.5
 
 
 def test_platt_calibration_is_monotonic_and_brackets_the_base_rate():
@@ -265,6 +298,8 @@ def test_classify_keeps_order_and_ids(tiny_model):
     assert [r["id"] for r in results] == list(range(15))
     assert set(results[0]["themes"]) == set(model.theme_ids)
     assert all(set(r["labels"]) <= set(model.theme_ids) for r in results)
+    # trump_trade, dash_for_trash and ai_bubble had no labels: marked as lower-confidence.
+    assert results[0]["few_shot"] == ["trump_trade", "dash_for_trash", "ai_bubble"]
 
 
 def test_classify_rejects_lines_without_text(tiny_model):

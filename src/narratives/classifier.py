@@ -93,6 +93,10 @@ class ThemeModel:
     Themes the model was trained on get their head's logit, Platt-calibrated, and the threshold
     chosen on validation data. Themes it has not learned are scored by similarity to their
     examples (method "few-shot", lower confidence) until `narratives train` learns them.
+
+    Similarity is measured with the un-tuned encoder: fine-tuning folds the embedding space
+    around the trained themes, and a new theme's examples stop standing apart in it. So a model
+    with few-shot themes runs the encoder twice per batch until they are trained.
     """
 
     def __init__(
@@ -111,9 +115,21 @@ class ThemeModel:
         self.themes = themes
         self.theme_ids = [t.id for t in themes]
         self._trained_rows = {tid: row for row, tid in enumerate(spec.trained)}
+        self._base: Encoder | None = None if self.adapter else encoder
         self._prototypes = {
             t.id: self.example_embeddings(t) for t in themes if t.id not in self._trained_rows
         }
+
+    @property
+    def base_encoder(self) -> Encoder:
+        """The encoder without the fine-tuning, for few-shot themes (loaded on first use)."""
+        if self._base is None:
+            self._base = Encoder(base_model_path(), max_length=self.spec.max_length)
+        return self._base
+
+    @property
+    def has_fewshot(self) -> bool:
+        return bool(self._prototypes)
 
     # -- loading -----------------------------------------------------------------------------
 
@@ -181,9 +197,22 @@ class ThemeModel:
         if not passages:
             return np.zeros((0, len(self.theme_ids)))
         embeddings = self.encoder.embed(passages, batch_size=batch_size)
-        return self.predict_embeddings(embeddings)
+        base = None
+        if self.has_fewshot:
+            base = (
+                embeddings
+                if self.base_encoder is self.encoder
+                else self.base_encoder.embed(passages, batch_size=batch_size)
+            )
+        return self.predict_embeddings(embeddings, base)
 
-    def predict_embeddings(self, embeddings: torch.Tensor) -> np.ndarray:
+    def predict_embeddings(
+        self, embeddings: torch.Tensor, base_embeddings: torch.Tensor | None = None
+    ) -> np.ndarray:
+        """Probabilities from the tuned encoder's embeddings (and the un-tuned one's, needed
+        when the model has few-shot themes)."""
+        if self.has_fewshot and base_embeddings is None:
+            raise ValueError("few-shot themes need the un-tuned encoder's embeddings")
         out = np.zeros((embeddings.shape[0], len(self.theme_ids)))
         logits = None
         if self.head is not None and self.spec.trained:
@@ -195,7 +224,7 @@ class ThemeModel:
                 calibration = self.spec.calibration.get(theme_id, Calibration())
                 out[:, column] = calibration.apply(logits[:, row])
             else:
-                out[:, column] = self._fewshot(embeddings, theme_id)
+                out[:, column] = self._fewshot(base_embeddings, theme_id)
         return out
 
     def labels(self, probabilities: np.ndarray) -> list[list[str]]:
@@ -206,10 +235,11 @@ class ThemeModel:
     # -- few-shot ----------------------------------------------------------------------------
 
     def example_embeddings(self, theme: Theme) -> tuple[torch.Tensor, torch.Tensor | None]:
-        positives = _normalise(self.encoder.embed([Passage(e) for e in theme.examples]))
+        encoder = self.base_encoder
+        positives = _normalise(encoder.embed([Passage(e) for e in theme.examples]))
         negatives = None
         if theme.counter_examples:
-            negatives = _normalise(self.encoder.embed([Passage(e) for e in theme.counter_examples]))
+            negatives = _normalise(encoder.embed([Passage(e) for e in theme.counter_examples]))
         return positives, negatives
 
     def _fewshot(self, embeddings: torch.Tensor, theme_id: str) -> np.ndarray:
@@ -272,11 +302,15 @@ def classify_jsonl(
 ) -> int:
     """Classify `{"id", "text"}` lines (optional `"title"`) and write one result line each.
 
-    Output lines are `{"id", "themes": {theme: probability}, "labels": [...]}`, in input order.
-    Lines are read and written a batch at a time, so input of any size streams through.
+    Output lines are `{"id", "themes": {theme: probability}, "labels": [...]}`, in input order,
+    plus `"few_shot": [...]` naming the themes scored by similarity to their examples (lower
+    confidence) when the model has any. Lines are read and written a batch at a time, so input
+    of any size streams through.
     """
     count = 0
     batch: list[tuple[object, Passage]] = []
+    few_shot = [t for t in model.theme_ids if model.method(t) == "few-shot"]
+    marks = {"few_shot": few_shot} if few_shot else {}
 
     def flush() -> None:
         probabilities = model.predict([p for _, p in batch])
@@ -284,7 +318,8 @@ def classify_jsonl(
             batch, probabilities, model.labels(probabilities), strict=True
         ):
             themes = {t: round(float(p), 4) for t, p in zip(model.theme_ids, row, strict=True)}
-            write(json.dumps({"id": record_id, "themes": themes, "labels": labels}) + "\n")
+            line = {"id": record_id, "themes": themes, "labels": labels, **marks}
+            write(json.dumps(line) + "\n")
         if on_batch:
             on_batch(len(batch))
         batch.clear()

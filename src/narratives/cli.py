@@ -442,8 +442,8 @@ def _warn_fewshot(model: ThemeModel) -> None:
     fewshot = [t for t in model.theme_ids if model.method(t) == "few-shot"]
     if fewshot:
         click.echo(
-            f"note: {', '.join(fewshot)} scored few-shot from their examples (lower confidence "
-            "until `narratives train` learns them)",
+            f"note: scored few-shot, by similarity to the themes file's examples (lower "
+            f"confidence until `narratives train` learns them): {', '.join(fewshot)}",
             err=True,
         )
 
@@ -590,7 +590,12 @@ def format_evaluation(evaluation: Evaluation) -> str:
         )
         for theme, m in evaluation.themes.items()
     ]
-    table = tabulate(rows, headers=["theme", "method", "precision", "recall", "F1", "support"])
+    table = tabulate(
+        rows,
+        headers=["theme", "method", "precision", "recall", "F1", "support"],
+        disable_numparse=True,  # keep 1.000 as written, not 1
+        colalign=("left", "left", "right", "right", "right", "right"),
+    )
     return (
         f"{table}\n\nmacro-F1 {evaluation.macro_f1:.3f} over {evaluation.paragraphs:,} paragraphs"
     )

@@ -7,7 +7,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +46,12 @@ class LabelledPassage:
     group: str  # paragraphs of one article share a group and are never split across sets
     # May be held out to calibrate: written examples, which read unlike the corpus, train only.
     validation: bool = True
+    # The themes the labeller judged; None means all. A label set made before a theme existed
+    # says nothing about that theme, so its paragraphs are not negatives for it.
+    considered: frozenset[str] | None = None
+
+    def judged(self, theme_id: str) -> bool:
+        return self.considered is None or theme_id in self.considered or theme_id in self.labels
 
 
 @dataclass(frozen=True)
@@ -119,13 +125,20 @@ class Evaluation:
 
 
 def read_labels(
-    paths: Sequence[str | Path], *, known: set[str] | None = None, validation: bool = True
+    paths: Sequence[str | Path],
+    *,
+    known: set[str] | None = None,
+    validation: bool = True,
+    considered: Iterable[str] | None = None,
 ) -> list[LabelledPassage]:
-    """Read `{"text": ..., "labels": [...]}` lines (optional `title`, `article_id`/`group`/`id`).
+    """Read `{"text": ..., "labels": [...]}` lines (optional `title`, `article_id`/`group`/`id`,
+    and `considered`: the theme ids the labeller judged, when not all of them).
 
     Unknown theme ids are an error when `known` is given: a typo would silently train nothing.
-    With `validation=False` the paragraphs only ever train, never calibrate.
+    With `validation=False` the paragraphs only ever train, never calibrate. `considered` sets
+    the judged themes for every line that does not say.
     """
+    default_considered = frozenset(considered) if considered is not None else None
     examples: list[LabelledPassage] = []
     for path in map(Path, paths):
         if not path.is_file():
@@ -148,6 +161,14 @@ def read_labels(
                     f"{where}: unknown theme ids {sorted(set(labels) - known)}; the themes file "
                     f"defines {sorted(known)}"
                 )
+            judged = record.get("considered", default_considered)
+            if judged is not None and (
+                not isinstance(judged, list | frozenset)
+                or not all(isinstance(x, str) for x in judged)
+            ):
+                raise LabelsError(f'{where}: "considered" must be a list of theme ids')
+            if known is not None and judged is not None and set(judged) - known:
+                raise LabelsError(f"{where}: unknown theme ids {sorted(set(judged) - known)}")
             title = record.get("title") if isinstance(record.get("title"), str) else None
             group = record.get("article_id") or record.get("group") or record.get("id")
             examples.append(
@@ -156,6 +177,7 @@ def read_labels(
                     labels=frozenset(labels),
                     group=str(group) if group is not None else f"{path}:{number}",
                     validation=validation,
+                    considered=frozenset(judged) if judged is not None else None,
                 )
             )
     if not examples:
@@ -165,6 +187,11 @@ def read_labels(
 
 def label_matrix(examples: Sequence[LabelledPassage], theme_ids: Sequence[str]) -> np.ndarray:
     return np.array([[t in e.labels for t in theme_ids] for e in examples], dtype=np.int8)
+
+
+def judged_matrix(examples: Sequence[LabelledPassage], theme_ids: Sequence[str]) -> np.ndarray:
+    """1 where the example's labeller judged the theme (positive or negative), else 0."""
+    return np.array([[e.judged(t) for t in theme_ids] for e in examples], dtype=np.int8)
 
 
 # -- splitting ------------------------------------------------------------------------------
@@ -260,12 +287,13 @@ def train(
     embeddings = encoder.embed(val_passages)
     with torch.inference_mode():
         logits = head(embeddings).numpy()
-    y_val = label_matrix(val_set, trained)
+    y_val, judged = label_matrix(val_set, trained), judged_matrix(val_set, trained).astype(bool)
     for column, theme_id in enumerate(trained):
-        spec.calibration[theme_id] = fit_platt(logits[:, column], y_val[:, column])
-        probabilities = spec.calibration[theme_id].apply(logits[:, column])
-        spec.thresholds[theme_id] = best_threshold(probabilities, y_val[:, column])
-    spec.fewshot = fit_fewshot(model, embeddings, val_set, trained)
+        rows = judged[:, column]
+        spec.calibration[theme_id] = fit_platt(logits[rows, column], y_val[rows, column])
+        probabilities = spec.calibration[theme_id].apply(logits[rows, column])
+        spec.thresholds[theme_id] = best_threshold(probabilities, y_val[rows, column])
+    spec.fewshot = fit_fewshot(model, model.base_encoder.embed(val_passages), val_set, trained)
     spec.training = {
         "trained_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "paragraphs": len(examples),
@@ -289,10 +317,18 @@ def _fit(
 ) -> None:
     passages = [e.passage for e in examples]
     targets = torch.tensor(label_matrix(examples, theme_ids), dtype=torch.float32)
+    judged = torch.tensor(judged_matrix(examples, theme_ids), dtype=torch.float32)
     positives = targets.sum(dim=0)
     # Square-root class balancing: rare themes weigh more without drowning precision.
-    pos_weight = ((len(examples) - positives) / positives.clamp(min=1)).clamp(max=10.0).sqrt()
-    loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    negatives = judged.sum(dim=0) - positives
+    pos_weight = (negatives / positives.clamp(min=1)).clamp(min=1.0, max=10.0).sqrt()
+    bce = nn.BCEWithLogitsLoss(pos_weight=pos_weight, reduction="none")
+
+    def loss_fn(logits: torch.Tensor, indices: list[int]) -> torch.Tensor:
+        # Themes a paragraph's labeller never judged contribute nothing.
+        mask = judged[indices]
+        return (bce(logits, targets[indices]) * mask).sum() / mask.sum().clamp(min=1.0)
+
     adapters = [p for p in encoder.parameters() if p.requires_grad]
     optimiser = torch.optim.AdamW(
         [
@@ -316,9 +352,7 @@ def _fit(
         started, total = time.monotonic(), 0.0
         for indices in length_batches(passages, config.batch_size, shuffle=generator):
             batch = encoder.tokenize([passages[i] for i in indices])
-            loss = loss_fn(
-                head(encoder(batch["input_ids"], batch["attention_mask"])), targets[indices]
-            )
+            loss = loss_fn(head(encoder(batch["input_ids"], batch["attention_mask"])), indices)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -369,6 +403,7 @@ def fit_fewshot(
 
     The trained themes stand in for new ones: how similar a paragraph is to a theme's examples
     versus whether it carries the theme tells us how to read similarity for any theme.
+    `embeddings` are the un-tuned encoder's, as few-shot scoring uses them.
     """
     from sklearn.linear_model import LogisticRegression
 
@@ -401,7 +436,11 @@ def evaluate(model: ThemeModel, examples: Sequence[LabelledPassage]) -> Evaluati
     predicted = probabilities >= model.thresholds
     truth = label_matrix(examples, model.theme_ids)
     return score(
-        predicted, truth, model.theme_ids, methods={t: model.method(t) for t in model.theme_ids}
+        predicted,
+        truth,
+        model.theme_ids,
+        methods={t: model.method(t) for t in model.theme_ids},
+        judged=judged_matrix(examples, model.theme_ids),
     )
 
 
@@ -411,10 +450,15 @@ def score(
     theme_ids: Sequence[str],
     *,
     methods: dict[str, str] | None = None,
+    judged: np.ndarray | None = None,
 ) -> Evaluation:
+    """Scores per theme; with `judged`, only rows whose labeller judged the theme count."""
     metrics = {}
     for column, theme_id in enumerate(theme_ids):
         p, t = predicted[:, column].astype(bool), truth[:, column].astype(bool)
+        if judged is not None:
+            rows = judged[:, column].astype(bool)
+            p, t = p[rows], t[rows]
         tp = int((p & t).sum())
         precision = tp / p.sum() if p.sum() else 0.0
         recall = tp / t.sum() if t.sum() else 0.0
@@ -504,7 +548,11 @@ def write_model_card(
 
 
 def read_paragraph_labels(
-    labels_path: str | Path, news_paths: Sequence[str | Path], *, known: set[str] | None = None
+    labels_path: str | Path,
+    news_paths: Sequence[str | Path],
+    *,
+    known: set[str] | None = None,
+    considered: Iterable[str] | None = None,
 ) -> list[LabelledPassage]:
     """Labels that point at paragraphs of a JSONL news corpus instead of carrying the text.
 
@@ -546,6 +594,9 @@ def read_paragraph_labels(
                                 passage=Passage(paragraphs[position].strip(), article.get("title")),
                                 labels=frozenset(record["labels"]),
                                 group=article["id"],
+                                considered=frozenset(considered)
+                                if considered is not None
+                                else None,
                             )
                         )
     missing = set(wanted) - found
