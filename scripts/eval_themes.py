@@ -30,6 +30,7 @@ from narratives.training import (
     LabelledPassage,
     TrainConfig,
     label_matrix,
+    merge_duplicates,
     read_labels,
     read_paragraph_labels,
     score,
@@ -129,7 +130,10 @@ def own_labels(themes: set[str]) -> list[LabelledPassage]:
     shared = read_paragraph_labels(
         ROOT / "corpus" / "labels" / "shared_labels.jsonl", news, known=themes, considered=THEMES
     )
-    return written + shared
+    ai_bubble = read_paragraph_labels(
+        ROOT / "corpus" / "labels" / "shared_labels_ai_bubble.jsonl", news, known=themes
+    )
+    return merge_duplicates(written + shared + ai_bubble)
 
 
 def frozen_predictions(

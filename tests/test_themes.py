@@ -31,7 +31,9 @@ from narratives.training import (
     best_threshold,
     fit_platt,
     grouped_split,
+    merge_duplicates,
     read_labels,
+    read_paragraph_labels,
     score,
     train,
 )
@@ -432,3 +434,21 @@ def test_train_command_names_unknown_themes(use_tiny_encoder, tmp_path):
     assert isinstance(result.exception, LabelsError)  # main() prints it as one line, exit 1
     assert "labels.jsonl:1" in str(result.exception) and "moon_shot" in str(result.exception)
     assert not (tmp_path / "m").exists()
+
+
+def test_copies_of_a_paragraph_in_two_label_sets_are_merged(tmp_path):
+    news = tmp_path / "news.jsonl"
+    news.write_text(json.dumps({"id": "n1", "title": "T", "text": "First.\n\nSecond."}) + "\n")
+    labels = tmp_path / "labels.jsonl"
+    lines = [
+        {"pid": "n1#p1", "labels": [], "considered": ["trump_trade"]},
+        {"pid": "n1#p1", "labels": ["ai_bubble"], "considered": ["ai_bubble"]},
+        {"pid": "n1#p0", "labels": []},
+    ]
+    labels.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    examples = read_paragraph_labels(labels, [news], known={"trump_trade", "ai_bubble"})
+    assert len(examples) == 3 and examples[1].passage.title == "T"
+    merged = {e.passage.text: e for e in merge_duplicates(examples)}
+    second = merged["Second."]
+    assert second.labels == {"ai_bubble"} and second.considered == {"trump_trade", "ai_bubble"}
+    assert merged["First."].considered is None

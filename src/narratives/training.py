@@ -8,7 +8,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -539,7 +539,17 @@ def write_model_card(
             f"| {theme_id} | {evaluation.methods.get(theme_id, '')} | {m.precision:.3f} | "
             f"{m.recall:.3f} | {m.f1:.3f} | {m.support} |"
         )
-    lines += ["", f"Macro-F1 {evaluation.macro_f1:.3f}.", ""]
+    lines += ["", f"Macro-F1 {evaluation.macro_f1:.3f} (themes with validation positives).", ""]
+    unvalidated = [
+        t for t, m in evaluation.themes.items() if not m.support and model.method(t) == "trained"
+    ]
+    if unvalidated:
+        lines += [
+            f"No validation positives for {', '.join(unvalidated)}: all of its labels are "
+            "train-only (written by us), so its probabilities are the head's uncalibrated "
+            "sigmoid and its threshold is 0.5. Judge it by the sections below.",
+            "",
+        ]
     for section in extra_sections:
         lines += [section.rstrip(), ""]
     path = Path(model_dir) / "MODEL_CARD.md"
@@ -556,9 +566,10 @@ def read_paragraph_labels(
 ) -> list[LabelledPassage]:
     """Labels that point at paragraphs of a JSONL news corpus instead of carrying the text.
 
-    Lines are `{"pid": "<article id>#p<n>", "labels": [...]}` with n the index in
-    `text.split("\\n\\n")`; the texts and titles are read from `news_paths`. This keeps labels
-    of third-party articles shareable without copying the articles.
+    Lines are `{"pid": "<article id>#p<n>", "labels": [...]}` (optional `considered`, as in
+    read_labels) with n the index in `text.split("\\n\\n")`; the texts and titles are read
+    from `news_paths`. This keeps labels of third-party articles shareable without copying the
+    articles.
     """
     wanted: dict[str, list[tuple[int, dict[str, Any]]]] = {}
     path = Path(labels_path)
@@ -594,12 +605,44 @@ def read_paragraph_labels(
                                 passage=Passage(paragraphs[position].strip(), article.get("title")),
                                 labels=frozenset(record["labels"]),
                                 group=article["id"],
-                                considered=frozenset(considered)
-                                if considered is not None
-                                else None,
+                                considered=_considered(record, considered),
                             )
                         )
     missing = set(wanted) - found
     if missing:
         log.warning("%d labelled articles not found in the news files", len(missing))
     return examples
+
+
+def _considered(record: dict[str, Any], default: Iterable[str] | None) -> frozenset[str] | None:
+    judged = record.get("considered", default)
+    return frozenset(judged) if judged is not None else None
+
+
+def merge_duplicates(examples: Sequence[LabelledPassage]) -> list[LabelledPassage]:
+    """One example per paragraph text: labels and judged themes of the copies are united.
+
+    The same paragraph can sit in two label sets made for different themes (the four spec
+    themes, then a new one); keeping only the first copy would lose the other's judgement.
+    """
+    from narratives.text import content_hash
+
+    merged: dict[str, LabelledPassage] = {}
+    for example in examples:
+        key = content_hash(example.passage.text)
+        first = merged.get(key)
+        if first is None:
+            merged[key] = example
+            continue
+        considered = (
+            None
+            if first.considered is None or example.considered is None
+            else first.considered | example.considered
+        )
+        merged[key] = replace(
+            first,
+            labels=first.labels | example.labels,
+            considered=considered,
+            validation=first.validation and example.validation,
+        )
+    return list(merged.values())
