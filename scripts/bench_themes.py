@@ -1,6 +1,6 @@
 """Throughput of `classify` beside the bare encoder on the same paragraphs, in the same run.
 
-    python scripts/bench_themes.py [--paragraphs 2000] [--repeats 3] [--out docs/bench_themes]
+    python scripts/bench_themes.py [--paragraphs 2000] [--repeats 5] [--out docs/bench_themes]
 
 Three ways to score the same title + paragraph inputs, each on all cores:
   encoder     transformers AutoModel forward + mean pooling, length-sorted batches of 64: the
@@ -9,7 +9,7 @@ Three ways to score the same title + paragraph inputs, each on all cores:
   classify    narratives' `classify_jsonl` end to end: JSON lines in, JSON lines with
               calibrated probabilities and labels out
 Runs alternate (encoder, st_encode, classify, encoder, ...) so machine noise hits all alike;
-the best of the repeats is reported, and classify as a share of the encoder.
+the best of the repeats (5 by default) is reported, and classify as a share of the encoder.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def bench_classify(passages: list[Passage], model: ThemeModel) -> float:
     lines = [
         json.dumps({"id": i, "title": p.title, "text": p.text}) for i, p in enumerate(passages)
     ]
-    return _timed(lambda: classify_jsonl(model, lines, io.StringIO().write, batch_size=256))
+    return _timed(lambda: classify_jsonl(model, lines, io.StringIO().write))
 
 
 def _timed(work) -> float:
@@ -100,7 +100,7 @@ def _timed(work) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--paragraphs", type=int, default=2000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--model", type=Path, default=ROOT / MODEL_DIR)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "bench_themes")
     args = parser.parse_args(argv)

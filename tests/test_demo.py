@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from narratives.cli import format_demo
 from narratives.demo import run_demo
 
@@ -12,6 +14,7 @@ from conftest import ROOT
 SAMPLE = ROOT / "corpus" / "sample"
 
 
+@pytest.mark.slow
 def test_demo_builds_the_sample_corpus_idempotently(tmp_path):
     report = run_demo(tmp_path / "demo.db", sample=SAMPLE, progress=False)
     jsonl_articles = sum(1 for _ in (SAMPLE / "articles.jsonl").open(encoding="utf-8"))
@@ -25,10 +28,15 @@ def test_demo_builds_the_sample_corpus_idempotently(tmp_path):
     status = report.status
     assert len(status.by_month) >= 6 and len(status.by_source) >= 5
     assert report.hit_count >= 1
+    assert report.tagging.articles == status.articles and report.retag.articles == 0
+    assert set(report.by_month) == set(report.methods)
+    assert report.evidence
     output = format_demo(report)
     assert "re-run   0 new, 0 updated" in output
+    assert "articles carrying each narrative" in output
 
 
+@pytest.mark.slow
 def test_demo_rebuilds_from_scratch(tmp_path):
     db = tmp_path / "demo.db"
     run_demo(db, sample=SAMPLE, progress=False)

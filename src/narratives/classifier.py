@@ -297,7 +297,7 @@ def classify_jsonl(
     lines: Iterable[str],
     write: Callable[[str], object],
     *,
-    batch_size: int = 256,
+    batch_size: int = 1024,
     on_batch: Callable[[int], object] | None = None,
 ) -> int:
     """Classify `{"id", "text"}` lines (optional `"title"`) and write one result line each.
