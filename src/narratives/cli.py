@@ -295,7 +295,8 @@ def classify_command(
 
     Input lines are {"id": ..., "text": ...} (an optional "title" adds context); output lines
     are {"id": ..., "themes": {"<theme>": probability, ...}, "labels": [themes over threshold]}
-    in the same order. IN.jsonl may be - for standard input.
+    in the same order, with "few_shot": [...] naming themes the model has not learned (scored by
+    similarity to their examples: lower confidence). IN.jsonl may be - for standard input.
 
     \b
     Examples:
@@ -319,8 +320,9 @@ def tag_command(
 ) -> None:
     """Score every article not yet tagged: paragraph and article scores, with evidence.
 
-    Incremental: an article is scored again only when its text changed or the model or
-    themes file did, so a re-run does nothing new.
+    An article's score for a theme is its strongest paragraph's probability; the top three
+    paragraphs are kept as evidence. Incremental: an article is scored again only when its text
+    changed or the model or themes file did, so a re-run does nothing new.
 
     \b
     Example:
