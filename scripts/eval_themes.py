@@ -235,6 +235,7 @@ def evaluate_cv(
         "paragraphs": int(scored.sum()),
         "articles": len({e.group for e in examples}),
         "folds": folds,
+        "folds_scored": len(per_fold) if fine_tune else folds,
         "split": "GroupKFold by article_id over themes_dev.jsonl",
         "extra_training_paragraphs": len(extra),
         "classifier": ours.as_dict() if fine_tune else None,
@@ -281,13 +282,20 @@ def _save_cache(cache: Path | None, folds: int, epochs: int, done: dict[int, dic
     cache.write_text(json.dumps(payload))
 
 
+def _folds(results: dict) -> str:
+    scored = results.get("folds_scored", results["folds"])
+    if scored == results["folds"]:
+        return f"{results['folds']} folds"
+    return f"{scored} of {results['folds']} folds scored"
+
+
 def format_report(results: dict) -> str:
     methods = [("keywords", "keywords"), ("frozen_encoder", "frozen+LR")]
     if results.get("classifier"):
         methods.append(("classifier", "fine-tuned"))
     lines = [
         f"{results['paragraphs']} paragraphs from {results['articles']} articles, "
-        f"{results['split']} ({results['folds']} folds)",
+        f"{results['split']} ({_folds(results)})",
         "",
         f"{'':<16}" + "".join(f"{label:^22}" for _, label in methods) + f"{'support':>8}",
         f"{'theme':<16}" + "".join(f"{'P':>7}{'R':>7}{'F1':>7} " for _ in methods),

@@ -134,18 +134,21 @@ def main(argv: list[str] | None = None) -> int:
         results = json.loads(cv.read_text())
         rows = "\n".join(
             f"| {t} | {results['keywords']['themes'][t]['f1']:.3f} | "
+            f"{results['frozen_encoder']['themes'][t]['f1']:.3f} | "
             f"{m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |"
             for t, m in results["classifier"]["themes"].items()
             if t in SPEC_THEMES
         )
         sections.append(
             "## Paragraphs from unseen articles (scripts/eval_themes.py)\n\n"
-            f"{results['split']}, {results['folds']} folds, {results['paragraphs']} paragraphs; "
+            f"{results['split']}, {results.get('folds_scored', results['folds'])} of "
+            f"{results['folds']} folds scored, {results['paragraphs']} paragraphs; "
             "the same recipe retrained per fold.\n\n"
-            "| theme | keyword F1 | precision | recall | F1 | support |\n"
-            "|---|---|---|---|---|---|\n"
+            "| theme | keywords F1 | frozen MiniLM + LR F1 | precision | recall | F1 | support |\n"
+            "|---|---|---|---|---|---|---|\n"
             f"{rows}\n\nMacro-F1 {results['classifier']['macro_f1']:.3f} (keywords "
-            f"{results['keywords']['macro_f1']:.3f})."
+            f"{results['keywords']['macro_f1']:.3f}, frozen encoder + logistic regression "
+            f"{results['frozen_encoder']['macro_f1']:.3f})."
         )
     narrative = ROOT / "docs" / "new_narrative.json"
     if narrative.is_file():
