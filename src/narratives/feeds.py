@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import tomllib
 from calendar import timegm
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import feedparser
 
+from narratives.datafiles import read_toml_tables
 from narratives.errors import FeedsFileError, SourceError
 from narratives.text import clean_line, html_to_text
 from narratives.urls import canonicalize, is_http_url
@@ -150,17 +150,13 @@ def load_feeds_file(path: str | Path) -> list[FeedSource]:
     `path` may be the word "default" for the feeds file shipped with narratives.
     """
     path = default_feeds_path() if str(path) == DEFAULT_FEEDS else Path(path)
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise FeedsFileError(f"no feeds file at {path}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise FeedsFileError(f"{path} is not valid TOML: {exc}") from exc
-    tables = document.get("feed")
-    if not isinstance(tables, list) or not tables:
-        raise FeedsFileError(
-            f'{path} lists no feeds: add [[feed]] tables with name = "…" and url = "https://…"'
-        )
+    tables = read_toml_tables(
+        path,
+        "feed",
+        what="feeds file",
+        error=FeedsFileError,
+        empty='lists no feeds: add [[feed]] tables with name = "…" and url = "https://…"',
+    )
     feeds: list[FeedSource] = []
     seen: set[str] = set()
     for number, table in enumerate(tables, start=1):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from narratives.datafiles import read_toml_tables
 from narratives.errors import NarrativesError
 
 DEFAULT_THEMES = "default"  # `--themes default` names the themes file shipped with the package
@@ -51,18 +51,14 @@ def default_themes_path() -> Path:
 def load_themes(path: str | Path = DEFAULT_THEMES) -> list[Theme]:
     """Read and validate a themes file; every mistake is reported with where and how to fix it."""
     path = default_themes_path() if str(path) == DEFAULT_THEMES else Path(path)
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ThemesFileError(f"no themes file at {path}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ThemesFileError(f"{path} is not valid TOML: {exc}") from exc
-    tables = document.get("theme")
-    if not isinstance(tables, list) or not tables:
-        raise ThemesFileError(
-            f"{path} defines no themes: add [[theme]] tables with id, name, description and "
-            "examples (see the comments at the top of the shipped themes.toml)"
-        )
+    tables = read_toml_tables(
+        path,
+        "theme",
+        what="themes file",
+        error=ThemesFileError,
+        empty="defines no themes: add [[theme]] tables with id, name, description and "
+        "examples (see the comments at the top of the shipped themes.toml)",
+    )
     themes = [_theme(table, f"{path}, theme #{n}") for n, table in enumerate(tables, start=1)]
     seen: set[str] = set()
     for theme in themes:
