@@ -169,8 +169,7 @@ class Corpus:
                 "narratives to read it"
             )
         with self.transaction():
-            for statement in _statements(SCHEMA):
-                self.db.execute(statement)
+            self.apply_schema(SCHEMA)
             self.db.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                 [str(SCHEMA_VERSION)],
@@ -179,6 +178,12 @@ class Corpus:
             self.db["articles"].enable_fts(
                 ["title", "text"], create_triggers=True, tokenize="porter unicode61"
             )
+
+    def apply_schema(self, script: str) -> None:
+        """Run `;`-separated CREATE … IF NOT EXISTS statements as one transaction."""
+        with self.transaction():
+            for statement in _statements(script):
+                self.db.execute(statement)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -125,13 +125,6 @@ def aggregate(
     return scores
 
 
-def ensure_tag_schema(corpus: Corpus) -> None:
-    with corpus.transaction():
-        for statement in (s.strip() for s in TAG_SCHEMA.split(";")):
-            if statement:
-                corpus.db.execute(statement)
-
-
 def record_themes(corpus: Corpus, model: ThemeModel) -> None:
     """The themes table describes what the scores mean (method, threshold) for browsing."""
     with corpus.transaction():
@@ -165,7 +158,7 @@ def pending_articles(corpus: Corpus, fingerprint: str) -> list[int]:
 def tag(corpus: Corpus, model: ThemeModel, *, progress: bool = True) -> TagSummary:
     """Score every pending article; each chunk is written atomically, so a crash loses no tag."""
     started = time.monotonic()
-    ensure_tag_schema(corpus)
+    corpus.apply_schema(TAG_SCHEMA)
     record_themes(corpus, model)
     fingerprint = model.fingerprint()
     pending = pending_articles(corpus, fingerprint)
