@@ -50,13 +50,19 @@ class DemoReport:
     evidence: list[Evidence]
 
 
+def _find(relative: Path, marker: str, explicit: str | Path | None) -> Path | None:
+    """`explicit`, else `relative` here, else `relative` beside the sources: the first holding
+    `marker`."""
+    candidates = [Path(explicit)] if explicit else []
+    candidates += [relative, Path(__file__).resolve().parents[2] / relative]
+    return next((c for c in candidates if (c / marker).is_file()), None)
+
+
 def find_sample_dir(explicit: str | Path | None = None) -> Path:
     """The sample corpus: `explicit`, else ./corpus/sample, else the one beside the sources."""
-    candidates = [Path(explicit)] if explicit else []
-    candidates += [SAMPLE_DIR, Path(__file__).resolve().parents[2] / SAMPLE_DIR]
-    for candidate in candidates:
-        if (candidate / "articles.jsonl").is_file():
-            return candidate
+    found = _find(SAMPLE_DIR, "articles.jsonl", explicit)
+    if found:
+        return found
     raise SourceError(
         "no sample corpus found (looked for corpus/sample/articles.jsonl here and beside the "
         "sources): run from a clone of narratives, or pass --sample DIR"
@@ -65,12 +71,8 @@ def find_sample_dir(explicit: str | Path | None = None) -> Path:
 
 def find_model_dir(explicit: str | Path | None = None) -> Path:
     """The theme model: `explicit`, else ./models/themes, else the one beside the sources."""
-    candidates = [Path(explicit)] if explicit else []
-    candidates += [MODEL_DIR, Path(__file__).resolve().parents[2] / MODEL_DIR]
-    for candidate in candidates:
-        if (candidate / "config.json").is_file():
-            return candidate
-    return candidates[0]  # ThemeModel.load explains what is missing
+    # When none is found, ThemeModel.load on the first candidate explains what is missing.
+    return _find(MODEL_DIR, "config.json", explicit) or Path(explicit or MODEL_DIR)
 
 
 def run_demo(
