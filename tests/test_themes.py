@@ -385,8 +385,10 @@ def test_tag_command_prints_a_summary(tiny_model, tmp_path):
     result = runner.invoke(cli, [*args, "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "Tagged 5 articles" in result.output
+    assert "Linked 5 articles" in result.output
     result = runner.invoke(cli, [*args, "--json"])
-    assert json.loads(result.stdout[result.stdout.index("{") :])["articles"] == 0
+    summary = json.loads(result.stdout[result.stdout.index("{") :])
+    assert summary["themes"]["articles"] == 0 and summary["entities"]["articles"] == 0
 
 
 def test_train_only_paragraphs_are_never_held_out_for_calibration():

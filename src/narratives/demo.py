@@ -6,8 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from narratives.classifier import MODEL_DIR, ThemeModel
+from narratives.entities import EntityLinker
 from narratives.errors import SourceError
 from narratives.ingest import IngestSummary, ingest
+from narratives.kb import load_kb
+from narratives.mentions import EntityCount, LinkSummary, link_corpus, top_entities
 from narratives.store import Corpus, CorpusStatus
 from narratives.tag import TagSummary, tag
 
@@ -48,6 +51,9 @@ class DemoReport:
     methods: dict[str, str]
     by_month: dict[str, dict[str, int]]  # theme -> month -> articles carrying it
     evidence: list[Evidence]
+    linking: LinkSummary
+    relink: LinkSummary
+    top_entities: dict[str, list[EntityCount]]  # theme -> entities most named beside it
 
 
 def _find(relative: Path, marker: str, explicit: str | Path | None) -> Path | None:
@@ -85,6 +91,10 @@ def run_demo(
     """Rebuild `db` from the sample corpus: ingest twice (the second adds nothing), then tag."""
     sample_dir = find_sample_dir(sample)
     theme_model = ThemeModel.load(find_model_dir(model))
+    sample_kb = sample_dir / "kb.toml"
+    # The demo links against the shipped KB (plus the sample's fictional companies) only, so
+    # its output does not depend on what `kb build` left in this folder.
+    linker = EntityLinker(load_kb([sample_kb] if sample_kb.exists() else [], built=None))
     db = Path(db)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
@@ -103,6 +113,8 @@ def run_demo(
         ).fetchone()[0]
         tagging = tag(corpus, theme_model, progress=progress)
         retag = tag(corpus, theme_model, progress=progress)
+        linking = link_corpus(corpus, linker, progress=progress)
+        relink = link_corpus(corpus, linker, progress=progress)
         return DemoReport(
             db=db,
             first_run=first,
@@ -116,6 +128,12 @@ def run_demo(
             methods={t: theme_model.method(t) for t in theme_model.theme_ids},
             by_month=_carrying_by_month(corpus),
             evidence=_strongest_evidence(corpus),
+            linking=linking,
+            relink=relink,
+            top_entities={
+                t: top_entities(corpus, t, limit=5, kinds=("company", "fund", "person", "crypto"))
+                for t in theme_model.theme_ids
+            },
         )
 
 
