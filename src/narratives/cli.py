@@ -15,15 +15,19 @@ from tabulate import tabulate
 from tqdm import tqdm
 
 from narratives import __version__
+from narratives.align import AlignSummary, align
 from narratives.classifier import MODEL_DIR, ThemeModel, classify_jsonl
 from narratives.dates import parse_date
 from narratives.demo import DEMO_DB, DemoReport, run_demo
 from narratives.entities import SPACY_ENV, EntityLinker, entities_jsonl, load_spacy
 from narratives.errors import DateError, NarrativesError
+from narratives.export import export_csv, export_xlsx
 from narratives.feeds import DEFAULT_FEEDS, default_feeds_path, load_feeds_file
 from narratives.fetch import FetchPolicy
+from narratives.index import FREQS, build_index, entity_series
 from narratives.ingest import IngestSummary, ingest
 from narratives.kb import DEFAULT_BUILT_KB, build_kb_from, load_kb
+from narratives.market import PriceLoadSummary, fetch_prices, load_prices
 from narratives.mentions import LinkSummary, link_corpus, top_entities
 from narratives.store import DEFAULT_DB, Corpus, CorpusStatus
 from narratives.tag import TagSummary, tag
@@ -565,6 +569,291 @@ def top_entities_command(
     click.echo(tabulate(table, headers=["entity", "ticker", "kind", "articles", "mentions"]))
 
 
+@cli.command("index")
+@db_option
+@click.option(
+    "--freq",
+    "freqs",
+    multiple=True,
+    type=click.Choice(["D", "W", "M"]),
+    help="Frequencies to build (repeatable; default all three).",
+)
+@click.option("--since", type=_Since(), help="First day (New York calendar).")
+@click.option("--until", type=_Since(), help="Day after the last.")
+@click.option("--source", "sources", multiple=True, help="Only these publishers; repeatable.")
+@click.option(
+    "--half-life",
+    type=float,
+    help="Also store an exponentially smoothed series with this half-life, in periods.",
+)
+@click.option("--entity", help="Print the narrative series of one entity (id, ticker or name).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def index_command(
+    db: Path,
+    freqs: tuple[str, ...],
+    since: datetime | None,
+    until: datetime | None,
+    sources: tuple[str, ...],
+    half_life: float | None,
+    entity: str | None,
+    as_json: bool,
+) -> None:
+    """Build the narrative index: how loud each narrative is per day, week and month.
+
+    Built like the Economic Policy Uncertainty index: per publisher, the probability-weighted
+    share of its tagged articles carrying the theme; each publisher's series scaled by its
+    standard deviation; averaged across publishers; rescaled to mean 100. Days without articles
+    are gaps. Stored in `narrative_index`; re-runs recompute only the days new tags touched.
+
+    \b
+    Examples:
+      narratives index --db corpus/demo.db
+      narratives index --freq W --half-life 4 --since 2024-01-01
+      narratives index --entity DJT --freq M
+    """
+    if not db.exists():
+        raise NarrativesError(f"no corpus at {db}: run `narratives ingest` (or `make demo`) first")
+    with Corpus(db) as corpus:
+        summary = build_index(
+            corpus,
+            freqs=freqs or FREQS,
+            since=since.date() if since else None,
+            until=until.date() if until else None,
+            sources=sources,
+            half_life=half_life,
+        )
+        series = entity_series(corpus, entity, freq=(freqs or ("W",))[0]) if entity else None
+    if as_json:
+        payload = {**summary.__dict__, "seconds": round(summary.seconds, 3)}
+        if series is not None:
+            payload["entity"] = series.to_dict(orient="records")
+        click.echo(json.dumps(payload, indent=2, default=str))
+        return
+    click.echo(
+        f"Index of {len(summary.themes)} themes over {summary.articles:,} tagged articles from "
+        f"{len(summary.sources)} sources ({summary.refreshed_days} days refreshed, "
+        f"{summary.seconds:.2f}s): "
+        + ", ".join(f"{n} {f}" for f, n in summary.periods.items())
+        + " periods"
+    )
+    rows = [(t, p, f"{v:.0f}") for t, (p, v) in summary.peaks.items()]
+    click.echo(tabulate(rows, headers=["theme", f"peak ({summary.peak_freq})", "value"]))
+    if series is not None:
+        click.echo("")
+        click.echo(tabulate(series.values.tolist(), headers=list(series.columns)))
+
+
+@cli.group("prices")
+def prices_group() -> None:
+    """Daily prices for alignment: load CSV files, or fetch with yfinance.
+
+    \b
+    Examples:
+      narratives prices load corpus/sample/prices.csv
+      narratives prices load ~/data/etf_daily/
+      narratives prices fetch IWM SPY GLD --since 2023-01-01
+    """
+
+
+replace_option = click.option(
+    "--replace",
+    is_flag=True,
+    help="Drop each loaded ticker's stored rows first (when a source switches between "
+    "adjusted and unadjusted closes).",
+)
+
+
+@prices_group.command("load")
+@click.argument("paths", nargs=-1, required=True, metavar="FILE|DIR...")
+@db_option
+@replace_option
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def prices_load_command(paths: tuple[str, ...], db: Path, replace: bool, as_json: bool) -> None:
+    """Load daily closes from CSV files (a directory: every *.csv in it).
+
+    Shapes recognised from the header: Yahoo-style Date,Close[,Adj Close,...] with the ticker
+    from the file name (SPY.csv, BTC_USD.csv), and long date,ticker,close[,adj_close]. The
+    adjusted close is used when present. Re-loading a file changes nothing; bad rows are
+    skipped and counted.
+
+    \b
+    Examples:
+      narratives prices load prices.csv --db corpus/demo.db
+      narratives prices load ~/data/etf_daily/
+    """
+    with Corpus(db) as corpus:
+        summary = load_prices(corpus, paths, replace=replace)
+    _print_prices(summary, as_json)
+
+
+@prices_group.command("fetch")
+@click.argument("tickers", nargs=-1, required=True, metavar="TICKER...")
+@db_option
+@click.option("--since", type=_Since(), help="First day.")
+@click.option("--until", type=_Since(), help="Last day.")
+@replace_option
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def prices_fetch_command(
+    tickers: tuple[str, ...],
+    db: Path,
+    since: datetime | None,
+    until: datetime | None,
+    replace: bool,
+    as_json: bool,
+) -> None:
+    """Fetch daily closes with yfinance (pip install 'narratives[prices]').
+
+    \b
+    Example:
+      narratives prices fetch IWM SPY --since 2024-01-01
+    """
+    with Corpus(db) as corpus:
+        summary = fetch_prices(
+            corpus,
+            tickers,
+            since=since.date() if since else None,
+            until=until.date() if until else None,
+            replace=replace,
+        )
+    _print_prices(summary, as_json)
+    if summary.failed:
+        raise NarrativesError(f"{len(summary.failed)} of {len(tickers)} tickers failed to fetch")
+
+
+def _print_prices(summary: PriceLoadSummary, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(summary.as_dict(), indent=2))
+        return
+    rows = [
+        (t, load.rows, load.changed, load.first, load.last) for t, load in summary.tickers.items()
+    ]
+    click.echo(tabulate(rows, headers=["ticker", "rows", "new/changed", "first", "last"]))
+    for reason, n in summary.skipped.items():
+        click.echo(f"skipped {n} rows: {reason}")
+    for ticker, why in summary.failed.items():
+        click.echo(f"failed {ticker}: {why}")
+    for warning in summary.warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
+@cli.command("align")
+@db_option
+@themes_option
+@click.option("--theme", "theme_ids", multiple=True, help="Only these themes; repeatable.")
+@click.option(
+    "--asset",
+    "assets",
+    multiple=True,
+    help="Align with these assets instead of the themes' proxies: a ticker (GLD) or a spread "
+    "(IWM-SPY); repeatable.",
+)
+@click.option("--max-lag", type=click.IntRange(1, 60), default=10, show_default=True)
+@click.option("--granger-lags", type=click.IntRange(1, 20), default=5, show_default=True)
+@click.option(
+    "--charts",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("corpus/charts"),
+    show_default=True,
+    help="Where to write the PNG charts.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def align_command(
+    db: Path,
+    themes_file: str,
+    theme_ids: tuple[str, ...],
+    assets: tuple[str, ...],
+    max_lag: int,
+    granger_lags: int,
+    charts: Path,
+    as_json: bool,
+) -> None:
+    """Set each narrative's index beside its proxy assets' returns.
+
+    News published after the 4 p.m. New York close or on a closed day counts for the next
+    session. Per theme and asset: lead–lag correlations of index changes with returns (lag > 0:
+    the narrative leads), Granger tests both ways with Benjamini–Hochberg correction across all
+    tests run, and an event study around top-decile narrative days. Results go to the
+    alignment_* tables and PNG charts.
+
+    \b
+    Examples:
+      narratives prices load prices.csv && narratives align
+      narratives align --theme rate_cut_trade --asset IWM-SPY --asset TLT
+    """
+    if not db.exists():
+        raise NarrativesError(f"no corpus at {db}: run `narratives ingest` (or `make demo`) first")
+    themes = load_themes(themes_file)
+    if theme_ids:
+        unknown = set(theme_ids) - {t.id for t in themes}
+        if unknown:
+            raise NarrativesError(
+                f"unknown theme {sorted(unknown)[0]!r}; themes: {', '.join(t.id for t in themes)}"
+            )
+        themes = [t for t in themes if t.id in theme_ids]
+    with Corpus(db) as corpus:
+        summary = align(
+            corpus, themes, assets=assets, max_lag=max_lag, granger_lags=granger_lags, charts=charts
+        )
+    if as_json:
+        click.echo(json.dumps(format_align_json(summary), indent=2, default=str))
+        return
+    click.echo(format_alignment(summary))
+
+
+@cli.command("export")
+@db_option
+@click.option(
+    "--xlsx", type=click.Path(dir_okay=False, path_type=Path), help="Write an Excel workbook."
+)
+@click.option(
+    "--csv", "csv_dir", type=click.Path(file_okay=False, path_type=Path), help="Write CSV files."
+)
+@click.option("--theme", "theme_ids", multiple=True, help="Only these themes; repeatable.")
+@click.option("--since", type=_Since(), help="First day of the index and articles.")
+@click.option("--until", type=_Since(), help="Day after the last.")
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Top entities per theme and month.")  # fmt: skip
+def export_command(
+    db: Path,
+    xlsx: Path | None,
+    csv_dir: Path | None,
+    theme_ids: tuple[str, ...],
+    since: datetime | None,
+    until: datetime | None,
+    top: int,
+) -> None:
+    """Export the index, alignment, top entities and articles for spreadsheets.
+
+    The workbook has a definitions sheet, daily and weekly index, alignment results, top
+    entities per theme and month, articles with theme scores and evidence, and a native line
+    chart per theme of its index against its proxy's cumulative return. Text from articles is
+    always written as text, never as a formula.
+
+    \b
+    Examples:
+      narratives export --xlsx narratives.xlsx --db corpus/demo.db
+      narratives export --csv exports/
+    """
+    if not xlsx and not csv_dir:
+        raise click.UsageError("say where: --xlsx FILE and/or --csv DIR")
+    if not db.exists():
+        raise NarrativesError(f"no corpus at {db}: run `narratives ingest` (or `make demo`) first")
+    options = {
+        "themes": list(theme_ids) or None,
+        "since": since.date() if since else None,
+        "until": until.date() if until else None,
+        "top": top,
+    }
+    with Corpus(db) as corpus:
+        for target, write in ((xlsx, export_xlsx), (csv_dir, export_csv)):
+            if target:
+                summary = write(corpus, target, **options)
+                sheets = ", ".join(f"{name} ({n})" for name, n in summary.sheets.items())
+                click.echo(f"wrote {target}: {sheets}; {summary.charts} charts")
+                for skipped in summary.skipped:
+                    click.echo(f"  left out: {skipped}")
+
+
 @cli.command("train")
 @click.argument("labels", nargs=-1, required=True, metavar="LABELS.jsonl...")
 @click.option(
@@ -797,7 +1086,28 @@ def format_demo(report: DemoReport) -> str:
     for theme, counts in report.top_entities.items():
         names = ", ".join(f"{c.ticker or c.name} {c.articles}" for c in counts)
         lines.append(f"  {theme:<16} {names or '-'}")
-    lines += ["", f"Explore: narratives status --db {report.db}"]
+    index = report.index
+    periods = ", ".join(f"{n} {f}" for f, n in index.periods.items())
+    lines += [
+        "",
+        f"index    {len(index.themes)} narratives over {index.articles} articles from "
+        f"{len(index.sources)} publishers ({periods} periods); weekly peaks:",
+    ]
+    lines += [
+        f"  {theme:<16} {period}  {value:5.0f}" for theme, (period, value) in index.peaks.items()
+    ]
+    lines += [
+        "",
+        f"align    sample prices ({len(report.prices.tickers)} tickers) beside each narrative:",
+    ]
+    lines.append(format_alignment(report.alignment))
+    lines += [
+        "",
+        f"export   {report.workbook.path} ({len(report.workbook.sheets)} sheets, "
+        f"{report.workbook.charts} charts)",
+        "",
+        f"Explore: narratives status --db {report.db}",
+    ]
     return "\n".join(lines)
 
 
@@ -820,6 +1130,78 @@ def format_link_summary(summary: LinkSummary) -> str:
     if summary.by_kind:
         lines += [f"  {kind:<18} {n:>7,}" for kind, n in sorted(summary.by_kind.items())]
     return "\n".join(lines)
+
+
+def format_alignment(summary: AlignSummary) -> str:
+    rows = []
+    for pair in summary.pairs:
+        lag, corr = pair.best_lag
+        granger = pair.granger
+        significant = (
+            ", ".join(
+                f"{r.direction} lag {r.lags} (q {r.q_value:.3f})"
+                for r in granger.itertuples()
+                if getattr(r, "significant", 0)
+            )
+            if len(granger)
+            else ""
+        )
+        events = pair.events.set_index("offset") if len(pair.events) else None
+        after = (
+            f"{events.loc[5, 'mean_car']:+.2%} [{events.loc[5, 'ci_low']:+.2%}, "
+            f"{events.loc[5, 'ci_high']:+.2%}] n={int(events.loc[5, 'events'])}"
+            if events is not None and 5 in events.index
+            else "-"
+        )
+        rows.append(
+            (
+                pair.theme,
+                pair.asset,
+                pair.sessions,
+                f"{lag:+d}",
+                f"{corr:+.2f}",
+                after,
+                significant or "none",
+            )
+        )
+    lines = [
+        tabulate(
+            rows,
+            headers=[
+                "theme",
+                "asset",
+                "sessions",
+                "best lag",
+                "r",
+                "CAR +5 after spikes",
+                "Granger (BH q < 0.05)",
+            ],
+        )
+    ]
+    lines += [f"skipped {s}" for s in summary.skipped]
+    if summary.charts:
+        lines.append(f"charts: {summary.charts[0].parent}/ ({len(summary.charts)} PNG)")
+    return "\n".join(lines)
+
+
+def format_align_json(summary: AlignSummary) -> dict[str, object]:
+    return {
+        "pairs": [
+            {
+                "theme": p.theme,
+                "asset": p.asset,
+                "sessions": p.sessions,
+                "best_lag": p.best_lag[0],
+                "best_correlation": p.best_lag[1],
+                "leadlag": p.leadlag.to_dict(orient="records"),
+                "granger": p.granger.to_dict(orient="records"),
+                "events": p.events.to_dict(orient="records"),
+            }
+            for p in summary.pairs
+        ],
+        "skipped": summary.skipped,
+        "charts": [str(c) for c in summary.charts],
+    }
 
 
 def format_evaluation(evaluation: Evaluation) -> str:

@@ -5,11 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from narratives.align import AlignSummary, align
 from narratives.classifier import MODEL_DIR, ThemeModel
 from narratives.entities import EntityLinker
 from narratives.errors import SourceError
+from narratives.export import ExportSummary, export_xlsx
+from narratives.index import IndexSummary, build_index
 from narratives.ingest import IngestSummary, ingest
 from narratives.kb import load_kb
+from narratives.market import PriceLoadSummary, load_prices
 from narratives.mentions import EntityCount, LinkSummary, link_corpus, top_entities
 from narratives.store import Corpus, CorpusStatus
 from narratives.tag import TagSummary, tag
@@ -19,6 +23,7 @@ SAMPLE_DIR = Path("corpus/sample")
 # The parts of the sample that are news; its labels and expectations are for evaluation.
 SAMPLE_SOURCES = ("articles.jsonl", "pages", "feeds")
 DEMO_QUERY = '"dash for trash"'
+HALF_LIFE = 4  # weeks, for the smoothed weekly index
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,10 @@ class DemoReport:
     linking: LinkSummary
     relink: LinkSummary
     top_entities: dict[str, list[EntityCount]]  # theme -> entities most named beside it
+    prices: PriceLoadSummary
+    index: IndexSummary
+    alignment: AlignSummary
+    workbook: ExportSummary
 
 
 def _find(relative: Path, marker: str, explicit: str | Path | None) -> Path | None:
@@ -115,6 +124,10 @@ def run_demo(
         retag = tag(corpus, theme_model, progress=progress)
         linking = link_corpus(corpus, linker, progress=progress)
         relink = link_corpus(corpus, linker, progress=progress)
+        prices = load_prices(corpus, [sample_dir / "prices.csv"])
+        index = build_index(corpus, half_life=HALF_LIFE)
+        alignment = align(corpus, theme_model.themes, charts=db.parent / "charts")
+        workbook = export_xlsx(corpus, db.with_suffix(".xlsx"))
         return DemoReport(
             db=db,
             first_run=first,
@@ -134,6 +147,10 @@ def run_demo(
                 t: top_entities(corpus, t, limit=5, kinds=("company", "fund", "person", "crypto"))
                 for t in theme_model.theme_ids
             },
+            prices=prices,
+            index=index,
+            alignment=alignment,
+            workbook=workbook,
         )
 
 
