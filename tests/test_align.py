@@ -10,53 +10,19 @@ import pytest
 
 from narratives.align import align, event_study, lead_lag
 from narratives.index import build_index
-from narratives.market import load_prices, session_of
+from narratives.market import session_of
 from narratives.store import Corpus
-from narratives.themes import Proxy, Theme
 from test_index import add_article
 
+from conftest import load_script
+
 LEAD = 3  # sessions by which the synthetic narrative leads the synthetic returns
-THEME = Theme(
-    id="synthetic",
-    name="Synthetic narrative",
-    description="A narrative whose loudness we control.",
-    examples=("a", "b", "c"),
-    proxies=(Proxy("SYN"),),
-)
+synthetic = load_script("synthetic_alignment")
+THEME = synthetic.THEME
 
 
-def synthetic_corpus(path, *, shuffle: bool, seed: int = 11, sessions: int = 320) -> Corpus:
-    """Three publishers write about a narrative whose daily change drives returns LEAD later.
-
-    With `shuffle`, the articles follow a permuted intensity while returns still follow the
-    original one: the control, in which the news carries no information about prices.
-    """
-    rng = np.random.default_rng(seed)
-    days = list(pd.bdate_range("2023-01-02", periods=sessions).date)
-    intensity = np.clip(0.3 + np.cumsum(rng.normal(0, 0.06, sessions)) * 0.3, 0.02, 0.98)
-    intensity = 0.5 + 0.4 * np.tanh((intensity - intensity.mean()) / intensity.std())
-    change = np.diff(intensity, prepend=intensity[0])
-    noise = rng.normal(0, 0.004, sessions)
-    ret = noise.copy()
-    ret[LEAD:] += 0.08 * change[:-LEAD]
-    written = rng.permutation(intensity) if shuffle else intensity
-    corpus = Corpus(path)
-    article_id = 0
-    for day, level in zip(days, written, strict=True):
-        for publisher in ("Wire A", "Daily B", "Weekly C"):
-            for _ in range(4):
-                article_id += 1
-                score = float(np.clip(level + rng.normal(0, 0.05), 0, 1))
-                add_article(corpus, article_id, f"{day}T18:00:00Z", publisher, {"synthetic": score})
-    closes = 100 * np.cumprod(1 + ret)
-    csv = path.parent / f"syn_{'control' if shuffle else 'lead'}.csv"
-    csv.write_text(
-        "date,ticker,close\n"
-        + "".join(f"{d},SYN,{c:.6f}\n" for d, c in zip(days, closes, strict=True))
-    )
-    load_prices(corpus, [csv])
-    build_index(corpus, freqs=["D"])
-    return corpus
+def synthetic_corpus(path, *, shuffle: bool) -> Corpus:
+    return synthetic.synthetic_corpus(path, lead=LEAD, shuffle=shuffle)
 
 
 def test_alignment_recovers_the_lead_and_its_sign(tmp_path):
