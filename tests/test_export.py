@@ -418,7 +418,7 @@ def test_each_chart_plots_its_own_theme_and_proxy(corpus: Corpus, tmp_path: Path
         assert f"{name}: index vs {asset} cumulative return" in chart
         names = re.findall(r"<c:tx><c:strRef><c:f>'Chart data'!\$(\w+)\$1</c:f>", chart)
         assert [data[f"{col}1"].value for col in names] == [
-            f"{name} index",
+            f"{name} index (10-session mean)",
             f"{asset} cumulative return",
         ]
         values = re.findall(r"<c:val><c:numRef><c:f>'Chart data'!\$(\w+)\$2:\$\w+\$251", chart)

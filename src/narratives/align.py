@@ -119,6 +119,11 @@ def align(
                 continue
             returns.index = pd.to_datetime(returns.index)
             index = session_index(corpus, theme.id, returns.index)
+            # Only the sessions the corpus covers: prices often reach years beyond the news.
+            covered = index.dropna().index
+            if len(covered):
+                keep = (returns.index >= covered.min()) & (returns.index <= covered.max())
+                returns, index = returns[keep], index[keep]
             if index.notna().sum() < 2 * granger_lags + 10:
                 summary.skipped.append(
                     f"{theme.id}/{label}: {int(index.notna().sum())} sessions with news beside "

@@ -22,6 +22,7 @@ from narratives.mentions import top_entities
 from narratives.store import Corpus
 from narratives.text import clip
 
+TREND_SESSIONS = 10  # the charts' index is its mean over this many sessions
 EXCEL_CELL_CHARS = 32_767
 EXCEL_URL_CHARS = 2_079
 EXCEL_LINKS = 65_530  # hyperlinks per worksheet
@@ -306,6 +307,17 @@ def series(corpus: Corpus, sel: Selection) -> dict[tuple[str, str], list[tuple]]
         params,
     ):
         found.setdefault((theme, asset), []).append(tuple(point))
+    # Daily values of a sparse corpus are spikes; the chart shows their 10-session mean (of the
+    # sessions with news, at least 3), as the PNG charts of `align` do.
+    for key, points in found.items():
+        window: list[float | None] = []
+        smoothed = []
+        for day, value, cum in points:
+            window = [*window, value][-TREND_SESSIONS:]
+            recent = [v for v in window if v is not None]
+            mean = sum(recent) / len(recent) if len(recent) >= 3 else None
+            smoothed.append((day, mean, cum))
+        found[key] = smoothed
     return found
 
 
@@ -513,7 +525,11 @@ class _Workbook:
         for i, ((theme, asset), points) in enumerate(data.items()):
             c, last, name = 4 * i, len(points), sel.names.get(theme, theme)
             helper.set_column(c, c + 2, 14)
-            specs = columns("date:date", f"{name} index:index", f"{asset} cumulative return:pct")
+            specs = columns(
+                "date:date",
+                f"{name} index (10-session mean):index",
+                f"{asset} cumulative return:pct",
+            )
             self.rows(helper, 0, specs, points, left=c)
             chart = self.book.add_chart({"type": "line"})
             for k, color, more in [(1, "#1F4E79", {}), (2, "#C55A11", {"y2_axis": True})]:
