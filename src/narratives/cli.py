@@ -29,6 +29,7 @@ from narratives.ingest import IngestSummary, ingest
 from narratives.kb import DEFAULT_BUILT_KB, build_kb_from, load_kb
 from narratives.market import PriceLoadSummary, fetch_prices, load_prices
 from narratives.mentions import LinkSummary, link_corpus, top_entities
+from narratives.serve import serve
 from narratives.store import DEFAULT_DB, Corpus, CorpusStatus
 from narratives.tag import TagSummary, tag
 from narratives.text import clip
@@ -852,6 +853,29 @@ def export_command(
                 click.echo(f"wrote {target}: {sheets}; {summary.charts} charts")
                 for skipped in summary.skipped:
                     click.echo(f"  left out: {skipped}")
+
+
+@cli.command("serve")
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8001, show_default=True)
+def serve_command(db: Path, host: str, port: int) -> None:
+    """Browse, search and chart the corpus in Datasette.
+
+    Articles with their narratives and names, full-text search, facets by publisher, month
+    and theme, canned queries (articles by theme and date, the index of a theme, who rides a
+    narrative, everything about one entity, what changed this week) and the narrative index
+    as a chart at /-/narratives/chart. Read-only: Datasette runs read-only SQL, so an ingest
+    can write the corpus meanwhile.
+
+    \b
+    Example:
+      narratives serve --db corpus/demo.db     # then open http://127.0.0.1:8001/
+    """
+    if not db.is_file():
+        raise NarrativesError(f"no corpus at {db}: run `narratives ingest` (or `make demo`) first")
+    click.echo(f"Serving {db} at http://{host}:{port}/ (Ctrl-C to stop)")
+    serve(db, host=host, port=port)
 
 
 @cli.command("train")
