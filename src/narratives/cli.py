@@ -748,8 +748,20 @@ def _print_prices(summary: PriceLoadSummary, as_json: bool) -> None:
     help="Align with these assets instead of the themes' proxies: a ticker (GLD) or a spread "
     "(IWM-SPY); repeatable.",
 )
-@click.option("--max-lag", type=click.IntRange(1, 60), default=10, show_default=True)
-@click.option("--granger-lags", type=click.IntRange(1, 20), default=5, show_default=True)
+@click.option(
+    "--max-lag",
+    type=click.IntRange(1, 60),
+    default=10,
+    show_default=True,
+    help="Lead–lag correlations from −N to +N sessions.",
+)
+@click.option(
+    "--granger-lags",
+    type=click.IntRange(1, 20),
+    default=5,
+    show_default=True,
+    help="Granger tests at 1…N lags, each way.",
+)
 @click.option(
     "--charts",
     type=click.Path(file_okay=False, path_type=Path),
