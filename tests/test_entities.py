@@ -330,3 +330,16 @@ def test_kb_build_and_lookup_commands(tmp_path):
     assert result.exit_code == 0 and "QQZX" in result.output
     result = runner.invoke(cli, ["kb", "build", "--from", str(tmp_path / "missing.csv")])
     assert result.exit_code != 0 and "no listing file" in str(result.exception)
+
+
+def test_two_processes_link_exactly_as_one(linker, nlp):
+    articles = [
+        ("a", ["Coinbase Global (COIN) rose, said Dana Whitcombe, strategist at Osprey Hill."]),
+        ("empty", []),
+        ("b", ["Whitcombe is away.", "Jerome Powell spoke; Target shares rose and $TSLA fell."]),
+        ("c", ["Nothing to see."] * 40),
+    ] * 20
+    parallel = EntityLinker(linker.kb, nlp=nlp, processes=2)
+    assert list(parallel.link_articles(articles, batch_size=8)) == list(
+        linker.link_articles(articles, batch_size=8)
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -97,10 +98,21 @@ def kb_options(command: Callable[..., object]) -> Callable[..., object]:
     )(command)
 
 
+workers_option = click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=os.cpu_count() or 1,
+    show_default="all cores",
+    help="spaCy processes for entity linking (1 runs in this process).",
+)
+
+
 def make_linker(
-    kb_files: tuple[Path, ...], built_kb: Path, spacy_model: str | None
+    kb_files: tuple[Path, ...], built_kb: Path, spacy_model: str | None, workers: int = 1
 ) -> EntityLinker:
-    return EntityLinker(load_kb(kb_files, built=built_kb), nlp=load_spacy(spacy_model))
+    return EntityLinker(
+        load_kb(kb_files, built=built_kb), nlp=load_spacy(spacy_model), processes=workers
+    )
 
 
 class _Since(click.ParamType):
@@ -355,6 +367,7 @@ def classify_command(
 @model_option
 @themes_option
 @kb_options
+@workers_option
 @click.option("--no-themes", is_flag=True, help="Link entities only.")
 @click.option("--no-entities", is_flag=True, help="Score themes only.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
@@ -366,6 +379,7 @@ def tag_command(
     kb_files: tuple[Path, ...],
     built_kb: Path,
     spacy_model: str | None,
+    workers: int,
     no_themes: bool,
     no_entities: bool,
     as_json: bool,
@@ -398,7 +412,7 @@ def tag_command(
             if not as_json:
                 click.echo(format_tag_summary(themes, db))
         if not no_entities:
-            linker = make_linker(kb_files, built_kb, spacy_model)
+            linker = make_linker(kb_files, built_kb, spacy_model, workers)
             linked = link_corpus(corpus, linker, progress=not no_progress)
             summary["entities"] = linked.as_dict()
             if not as_json:
@@ -417,12 +431,14 @@ def tag_command(
     help="Where to write results (default: standard output).",
 )
 @kb_options
+@workers_option
 def entities_command(
     infile: TextIO,
     output: TextIO,
     kb_files: tuple[Path, ...],
     built_kb: Path,
     spacy_model: str | None,
+    workers: int,
 ) -> None:
     """Find and link the entities in texts; no database needed.
 
@@ -438,7 +454,7 @@ def entities_command(
       echo '{"id": 1, "text": "Coinbase Global (COIN) rose, said Jane Roe, strategist at X."}' \\
         | narratives entities -
     """
-    linker = make_linker(kb_files, built_kb, spacy_model)
+    linker = make_linker(kb_files, built_kb, spacy_model, workers)
     entities_jsonl(linker, infile, output.write)
 
 

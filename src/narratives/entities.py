@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import re
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -195,10 +196,13 @@ def load_spacy(name: str | None = None) -> Language:
 class EntityLinker:
     """spaCy NER plus KB phrase matching and ticker patterns, resolved per article."""
 
-    def __init__(self, kb: KnowledgeBase, nlp: Language | None = None) -> None:
+    def __init__(
+        self, kb: KnowledgeBase, nlp: Language | None = None, *, processes: int = 1
+    ) -> None:
         from spacy.matcher import PhraseMatcher
 
         self.kb = kb
+        self.processes = max(1, processes)  # spaCy worker processes; 1 runs in this one
         self.nlp = nlp or load_spacy()
         self.surfaces: dict[str, list[str]] = {}  # written form → entity ids
         self.short_names: dict[str, list[str]] = {}
@@ -237,15 +241,30 @@ class EntityLinker:
     def link_articles(
         self, articles: Iterable[tuple[str, Sequence[str]]], *, batch_size: int = 64
     ) -> Iterator[list[Mention]]:
-        """Mentions for each (article key, paragraphs); offsets are into each paragraph."""
-        pending: list[tuple[str, Sequence[str]]] = []
-        for article in articles:
-            pending.append(article)
-            if sum(len(p) for _, p in pending) >= batch_size * 8:
-                yield from self._link_batch(pending)
-                pending = []
-        if pending:
-            yield from self._link_batch(pending)
+        """Mentions for each (article key, paragraphs), in input order; offsets per paragraph.
+
+        All paragraphs stream through one `nlp.pipe`, so with `processes` > 1 spaCy's worker
+        processes start once per call, not once per batch.
+        """
+        queue: deque[tuple[str, Sequence[str]]] = deque()  # articles sent, not yet linked
+
+        def paragraphs() -> Iterator[str]:
+            for key, texts in articles:
+                queue.append((key, texts))
+                yield from texts
+
+        docs: list[Doc] = []
+        for doc in self.nlp.pipe(paragraphs(), batch_size=batch_size, n_process=self.processes):
+            while queue and not queue[0][1]:  # articles without paragraphs are done at once
+                yield self._link_article(*queue.popleft(), [])
+            docs.append(doc)
+            key, texts = queue[0]
+            if len(docs) == len(texts):
+                queue.popleft()
+                yield self._link_article(key, texts, docs)
+                docs = []
+        while queue:
+            yield self._link_article(*queue.popleft(), [])
 
     def link_text(self, text: str, *, key: str = "text") -> list[Mention]:
         """Mentions in one text with offsets into it; blank lines separate paragraphs."""
@@ -263,13 +282,6 @@ class EntityLinker:
         ]
 
     # -- the work -----------------------------------------------------------------------------
-
-    def _link_batch(self, articles: list[tuple[str, Sequence[str]]]) -> Iterator[list[Mention]]:
-        texts = [p for _, paragraphs in articles for p in paragraphs]
-        docs = iter(self.nlp.pipe(texts, batch_size=64))
-        for key, paragraphs in articles:
-            article_docs = [next(docs) for _ in paragraphs]
-            yield self._link_article(key, paragraphs, article_docs)
 
     def _link_article(self, key: str, paragraphs: Sequence[str], docs: list[Doc]) -> list[Mention]:
         state = _ArticleState(key=key)
@@ -752,41 +764,34 @@ def mention_row(m: Mention, offset: int = 0) -> dict[str, Any]:
     return row
 
 
-def entities_jsonl(
-    linker: EntityLinker, lines: Iterable[str], write: Any, *, batch_size: int = 256
-) -> int:
+def entities_jsonl(linker: EntityLinker, lines: Iterable[str], write: Any) -> int:
     """Read {"id", "text"} lines and write {"id", "entities": [...]} lines in the same order.
 
-    Offsets are into each input text. Lines are linked a batch at a time, so input of any size
-    streams through.
+    Offsets are into each input text. Lines stream through the linker (one spaCy pipe, so
+    worker processes start once), so input of any size goes through in flat memory.
     """
+    sent: deque[tuple[object, list[tuple[int, str]]]] = deque()
+
+    def records() -> Iterator[tuple[str, list[str]]]:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise LinkerError(f"line {number}: not valid JSON ({exc.msg})") from exc
+            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+                raise LinkerError(
+                    f'line {number}: expected {{"id": ..., "text": "..."}}, got {line[:80]!r}'
+                )
+            paragraphs = split_paragraphs(record["text"])
+            sent.append((record.get("id"), paragraphs))
+            yield str(record.get("id")), [p for _, p in paragraphs]
+
     count = 0
-    batch: list[tuple[object, list[tuple[int, str]]]] = []
-
-    def flush() -> None:
-        articles = [(str(i), [p for _, p in paragraphs]) for i, paragraphs in batch]
-        for (record_id, paragraphs), mentions in zip(
-            batch, linker.link_articles(articles), strict=True
-        ):
-            rows = [mention_row(m, paragraphs[m.paragraph][0]) for m in mentions]
-            write(json.dumps({"id": record_id, "entities": rows}, ensure_ascii=False) + "\n")
-        batch.clear()
-
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise LinkerError(f"line {number}: not valid JSON ({exc.msg})") from exc
-        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-            raise LinkerError(
-                f'line {number}: expected {{"id": ..., "text": "..."}}, got {line[:80]!r}'
-            )
-        batch.append((record.get("id"), split_paragraphs(record["text"])))
+    for mentions in linker.link_articles(records()):
+        record_id, paragraphs = sent.popleft()
+        rows = [mention_row(m, paragraphs[m.paragraph][0]) for m in mentions]
+        write(json.dumps({"id": record_id, "entities": rows}, ensure_ascii=False) + "\n")
         count += 1
-        if len(batch) >= batch_size:
-            flush()
-    if batch:
-        flush()
     return count

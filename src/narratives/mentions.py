@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -89,21 +90,38 @@ def link_corpus(corpus: Corpus, linker: EntityLinker, *, progress: bool = True) 
     ]
     summary = LinkSummary(linker=fingerprint, skipped=corpus.count("articles") - len(pending))
     by_kind: dict[str, int] = {}
+    loaded: deque[tuple[int, str, list[str]]] = deque()
+
+    def articles() -> Iterator[tuple[str, list[str]]]:
+        # Read a chunk at a time, so memory stays flat however many articles are pending.
+        for chunk in _chunks(pending, CHUNK):
+            for article in _load(corpus, chunk):
+                loaded.append(article)
+                yield str(article[0]), article[2]
+
+    def write(batch: list[tuple[int, str, list[Mention]]]) -> None:
+        with corpus.transaction():
+            for article_id, content_hash, mentions in batch:
+                _write(corpus, article_id, content_hash, mentions, linker, fingerprint)
+                for m in mentions:
+                    by_kind[m.kind] = by_kind.get(m.kind, 0) + 1
+                summary.mentions += len(mentions)
+        summary.articles += len(batch)
+
     with tqdm(
         total=len(pending), unit="article", desc="linking entities", disable=not progress or None
     ) as bar:
-        for chunk in _chunks(pending, CHUNK):
-            articles = _load(corpus, chunk)
-            keyed = [(str(a[0]), a[2]) for a in articles]
-            results = list(linker.link_articles(keyed))
-            with corpus.transaction():
-                for (article_id, content_hash, _), mentions in zip(articles, results, strict=True):
-                    _write(corpus, article_id, content_hash, mentions, linker, fingerprint)
-                    for m in mentions:
-                        by_kind[m.kind] = by_kind.get(m.kind, 0) + 1
-                    summary.mentions += len(mentions)
-            summary.articles += len(articles)
-            bar.update(len(chunk))
+        batch: list[tuple[int, str, list[Mention]]] = []
+        for mentions in linker.link_articles(articles()):
+            article_id, content_hash, _ = loaded.popleft()
+            batch.append((article_id, content_hash, mentions))
+            if len(batch) >= CHUNK:
+                write(batch)
+                bar.update(len(batch))
+                batch = []
+        if batch:
+            write(batch)
+            bar.update(len(batch))
     summary.by_kind = by_kind
     summary.seconds = time.monotonic() - started
     return summary
