@@ -12,7 +12,7 @@ from tqdm import tqdm
 from narratives.dates import iso, utc_now
 from narratives.entities import EntityLinker, Mention
 from narratives.kb import Entity
-from narratives.store import Corpus
+from narratives.store import ArticleText, Corpus, chunked
 
 CHUNK = 64  # articles linked and written per transaction
 
@@ -79,25 +79,17 @@ def link_corpus(corpus: Corpus, linker: EntityLinker, *, progress: bool = True) 
     started = time.monotonic()
     corpus.apply_schema(MENTIONS_SCHEMA)
     fingerprint = linker.fingerprint()
-    pending = [
-        r[0]
-        for r in corpus.db.execute(
-            "SELECT a.id FROM articles a LEFT JOIN linked l ON l.article_id = a.id "
-            "WHERE l.article_id IS NULL OR l.content_hash != a.content_hash OR l.linker != ? "
-            "ORDER BY a.id",
-            [fingerprint],
-        ).fetchall()
-    ]
+    pending = corpus.stale_articles("linked", "linker", fingerprint)
     summary = LinkSummary(linker=fingerprint, skipped=corpus.count("articles") - len(pending))
     by_kind: dict[str, int] = {}
-    loaded: deque[tuple[int, str, list[str]]] = deque()
+    loaded: deque[ArticleText] = deque()
 
     def articles() -> Iterator[tuple[str, list[str]]]:
         # Read a chunk at a time, so memory stays flat however many articles are pending.
-        for chunk in _chunks(pending, CHUNK):
-            for article in _load(corpus, chunk):
+        for chunk in chunked(pending, CHUNK):
+            for article in corpus.article_texts(chunk):
                 loaded.append(article)
-                yield str(article[0]), article[2]
+                yield str(article.id), [text for _, text in article.paragraphs]
 
     def write(batch: list[tuple[int, str, list[Mention]]]) -> None:
         with corpus.transaction():
@@ -113,8 +105,8 @@ def link_corpus(corpus: Corpus, linker: EntityLinker, *, progress: bool = True) 
     ) as bar:
         batch: list[tuple[int, str, list[Mention]]] = []
         for mentions in linker.link_articles(articles()):
-            article_id, content_hash, _ = loaded.popleft()
-            batch.append((article_id, content_hash, mentions))
+            article = loaded.popleft()
+            batch.append((article.id, article.content_hash, mentions))
             if len(batch) >= CHUNK:
                 write(batch)
                 bar.update(len(batch))
@@ -125,24 +117,6 @@ def link_corpus(corpus: Corpus, linker: EntityLinker, *, progress: bool = True) 
     summary.by_kind = by_kind
     summary.seconds = time.monotonic() - started
     return summary
-
-
-def _load(corpus: Corpus, ids: list[int]) -> list[tuple[int, str, list[str]]]:
-    marks = ",".join("?" for _ in ids)
-    heads = {
-        row[0]: row
-        for row in corpus.db.execute(
-            f"SELECT id, title, content_hash FROM articles WHERE id IN ({marks})", ids
-        ).fetchall()
-    }
-    paragraphs: dict[int, list[str]] = {i: [] for i in ids}
-    for article_id, text in corpus.db.execute(
-        f"SELECT article_id, text FROM paragraphs WHERE article_id IN ({marks}) "
-        "ORDER BY article_id, position",
-        ids,
-    ).fetchall():
-        paragraphs[article_id].append(text)
-    return [(i, heads[i][2], paragraphs[i]) for i in ids]
 
 
 def _write(
@@ -259,8 +233,3 @@ def top_entities(
         params,
     ).fetchall()
     return [EntityCount(*row) for row in rows]
-
-
-def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

@@ -104,6 +104,22 @@ CREATE INDEX IF NOT EXISTS ingest_errors_at ON ingest_errors(at);
 """
 
 
+@dataclass(frozen=True)
+class ArticleText:
+    """What the NLP stages read of a stored article."""
+
+    id: int
+    title: str
+    content_hash: str
+    paragraphs: list[tuple[int, str]]  # (position, text), in order
+
+
+def chunked(items: list[int], size: int) -> Iterator[list[int]]:
+    """`items` in consecutive runs of `size`: the unit a stage reads and commits."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
 class CorpusError(NarrativesError):
     """The corpus database cannot be opened or is not a narratives corpus."""
 
@@ -427,6 +443,36 @@ class Corpus:
 
     def count(self, table: str = "articles") -> int:
         return self.db[table].count
+
+    def stale_articles(self, ledger: str, by: str, fingerprint: str) -> list[int]:
+        """Articles a derived stage still owes work: never done, changed since, or done by another
+        version of the stage. `ledger` is the stage's table of (article_id, content_hash, `by`)
+        rows — `tagged` by model, `linked` by linker."""
+        rows = self.db.execute(
+            f"SELECT a.id FROM articles a LEFT JOIN {ledger} l ON l.article_id = a.id "
+            f"WHERE l.article_id IS NULL OR l.content_hash != a.content_hash OR l.{by} != ? "
+            "ORDER BY a.id",
+            [fingerprint],
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def article_texts(self, ids: list[int]) -> list[ArticleText]:
+        """Title, content hash and paragraphs (in order) of each article in `ids`, in that order."""
+        marks = ",".join("?" for _ in ids)
+        heads = {
+            row[0]: row
+            for row in self.db.execute(
+                f"SELECT id, title, content_hash FROM articles WHERE id IN ({marks})", ids
+            ).fetchall()
+        }
+        paragraphs: dict[int, list[tuple[int, str]]] = {i: [] for i in ids}
+        for article_id, position, text in self.db.execute(
+            f"SELECT article_id, position, text FROM paragraphs WHERE article_id IN ({marks}) "
+            "ORDER BY article_id, position",
+            ids,
+        ).fetchall():
+            paragraphs[article_id].append((position, text))
+        return [ArticleText(i, heads[i][1], heads[i][2], paragraphs[i]) for i in ids]
 
     def status(self, *, errors: int = 10) -> CorpusStatus:
         """Counts by publisher and month, feed polls and recent errors, for `narratives status`."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -13,7 +13,7 @@ from tqdm import tqdm
 from narratives.classifier import ThemeModel
 from narratives.dates import iso, utc_now
 from narratives.encoder import Passage
-from narratives.store import Corpus
+from narratives.store import Corpus, chunked
 
 # Paragraph probabilities below this are not stored: they are noise and would dominate the table.
 STORE_FLOOR = 0.01
@@ -146,13 +146,7 @@ def record_themes(corpus: Corpus, model: ThemeModel) -> None:
 
 def pending_articles(corpus: Corpus, fingerprint: str) -> list[int]:
     """Articles never tagged, changed since, or tagged by another model or themes file."""
-    rows = corpus.db.execute(
-        "SELECT a.id FROM articles a LEFT JOIN tagged t ON t.article_id = a.id "
-        "WHERE t.article_id IS NULL OR t.content_hash != a.content_hash OR t.model != ? "
-        "ORDER BY a.id",
-        [fingerprint],
-    ).fetchall()
-    return [r[0] for r in rows]
+    return corpus.stale_articles("tagged", "model", fingerprint)
 
 
 def tag(corpus: Corpus, model: ThemeModel, *, progress: bool = True) -> TagSummary:
@@ -168,7 +162,7 @@ def tag(corpus: Corpus, model: ThemeModel, *, progress: bool = True) -> TagSumma
     with tqdm(
         total=len(pending), unit="article", desc="tagging", disable=not progress or None
     ) as bar:
-        for chunk in _chunks(pending, CHUNK):
+        for chunk in chunked(pending, CHUNK):
             articles = _load(corpus, chunk)
             passages = [p for a in articles for p in a.passages]
             probabilities = model.predict(passages)
@@ -198,30 +192,15 @@ class _Article:
 
 
 def _load(corpus: Corpus, ids: list[int]) -> list[_Article]:
-    marks = ",".join("?" for _ in ids)
-    heads = {
-        row[0]: row
-        for row in corpus.db.execute(
-            f"SELECT id, title, content_hash FROM articles WHERE id IN ({marks})", ids
-        ).fetchall()
-    }
-    paragraphs: dict[int, list[tuple[int, str]]] = {i: [] for i in ids}
-    for article_id, position, text in corpus.db.execute(
-        f"SELECT article_id, position, text FROM paragraphs WHERE article_id IN ({marks}) "
-        "ORDER BY article_id, position",
-        ids,
-    ).fetchall():
-        paragraphs[article_id].append((position, text))
     articles = []
-    for article_id in ids:
-        _, title, content_hash = heads[article_id]
-        items = paragraphs[article_id] or [(0, title)]
+    for stored in corpus.article_texts(ids):
+        items = stored.paragraphs or [(0, stored.title)]
         articles.append(
             _Article(
-                id=article_id,
-                content_hash=content_hash,
+                id=stored.id,
+                content_hash=stored.content_hash,
                 positions=[p for p, _ in items],
-                passages=[Passage(text=text, title=title) for _, text in items],
+                passages=[Passage(text=text, title=stored.title) for _, text in items],
             )
         )
     return articles
@@ -277,8 +256,3 @@ def _write(
         "VALUES (?, ?, ?, ?)",
         [article.id, article.content_hash, fingerprint, iso(utc_now())],
     )
-
-
-def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
