@@ -15,6 +15,7 @@ from torch import nn
 
 from narratives.encoder import Encoder, EncoderError, Passage, base_model_path
 from narratives.errors import NarrativesError
+from narratives.records import text_records
 from narratives.themes import DEFAULT_THEMES, Theme, load_themes
 
 MODEL_DIR = Path("models/themes")
@@ -324,17 +325,7 @@ def classify_jsonl(
             on_batch(len(batch))
         batch.clear()
 
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ClassifyInputError(f"line {number}: not valid JSON ({exc.msg})") from exc
-        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-            raise ClassifyInputError(
-                f'line {number}: expected {{"id": ..., "text": "..."}}, got {line[:80]!r}'
-            )
+    for record in text_records(lines, ClassifyInputError):
         title = record.get("title") if isinstance(record.get("title"), str) else None
         batch.append((record.get("id"), Passage(record["text"], title)))
         count += 1

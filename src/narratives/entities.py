@@ -16,6 +16,7 @@ from spacy.lang.en.stop_words import STOP_WORDS
 
 from narratives.errors import NarrativesError
 from narratives.kb import Entity, KnowledgeBase, ticker_key
+from narratives.records import text_records
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -773,17 +774,7 @@ def entities_jsonl(linker: EntityLinker, lines: Iterable[str], write: Any) -> in
     sent: deque[tuple[object, list[tuple[int, str]]]] = deque()
 
     def records() -> Iterator[tuple[str, list[str]]]:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise LinkerError(f"line {number}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-                raise LinkerError(
-                    f'line {number}: expected {{"id": ..., "text": "..."}}, got {line[:80]!r}'
-                )
+        for record in text_records(lines, LinkerError):
             paragraphs = split_paragraphs(record["text"])
             sent.append((record.get("id"), paragraphs))
             yield str(record.get("id")), [p for _, p in paragraphs]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+
+from narratives.errors import NarrativesError
 
 
 class Obtained(StrEnum):
@@ -53,3 +57,22 @@ class Article:
     feed_url: str | None = None  # the polled feed that brought it
     page_status: str = "ok"  # why a feed summary stands in for the page, when it does
     aliases: list[str] = field(default_factory=list)  # other URLs that lead to this article
+
+
+def text_records(lines: Iterable[str], error: type[NarrativesError]) -> Iterator[dict]:
+    """The `{"id": ..., "text": "..."}` objects of JSONL lines (blank lines skipped).
+
+    The first line that is not JSON, or has no string `text`, raises `error` naming the line:
+    the commands reading these files (`classify`, `entities`) promise output in input order,
+    which a skipped line would break.
+    """
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise error(f"line {number}: not valid JSON ({exc.msg})") from exc
+        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+            raise error(f'line {number}: expected {{"id": ..., "text": "..."}}, got {line[:80]!r}')
+        yield record
