@@ -7,12 +7,12 @@ import hashlib
 import io
 import json
 import re
-import tomllib
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from narratives.datafiles import read_toml
 from narratives.errors import NarrativesError
 
 KINDS = ("company", "fund", "index", "crypto", "commodity", "person")
@@ -150,8 +150,9 @@ def load_kb(
 ) -> KnowledgeBase:
     """The core KB, then the built KB when it exists, then each extra file (TOML or JSONL)."""
     kb = KnowledgeBase()
-    kb.extend(read_kb_toml(core_kb_path(), origin="core"))
-    kb.stop_phrases.update(read_stop_phrases(core_kb_path()))
+    core = read_kb_toml(core_kb_path(), origin="core")
+    kb.extend(core.entities)
+    kb.stop_phrases.update(core.stop_phrases)
     if built is not None and Path(built).exists():
         kb.extend(read_kb_jsonl(Path(built)))
     for path in extra:
@@ -161,18 +162,23 @@ def load_kb(
         if path.suffix == ".jsonl":
             kb.extend(read_kb_jsonl(path, origin="user"))
         else:
-            kb.extend(read_kb_toml(path, origin="user"))
-            kb.stop_phrases.update(read_stop_phrases(path))
+            user = read_kb_toml(path, origin="user")
+            kb.extend(user.entities)
+            kb.stop_phrases.update(user.stop_phrases)
     return kb
 
 
-def read_kb_toml(path: Path, *, origin: str = "user") -> list[Entity]:
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise KnowledgeBaseError(f"no KB file at {path}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise KnowledgeBaseError(f"{path} is not valid TOML: {exc}") from exc
+@dataclass(frozen=True)
+class KbFile:
+    """What a KB TOML file holds: its entities and its top-level `stop_phrases` (phrases that
+    contain a name but mention nothing, such as "gold standard")."""
+
+    entities: list[Entity]
+    stop_phrases: list[str]
+
+
+def read_kb_toml(path: Path, *, origin: str = "user") -> KbFile:
+    document = read_toml(path, what="KB file", error=KnowledgeBaseError)
     tables = document.get("entity")
     if not isinstance(tables, list):
         raise KnowledgeBaseError(
@@ -184,15 +190,10 @@ def read_kb_toml(path: Path, *, origin: str = "user") -> list[Entity]:
         for n, t in enumerate(tables, start=1)
     ]
     _check_unique(entities, path)
-    return entities
-
-
-def read_stop_phrases(path: Path) -> list[str]:
-    """A KB file's top-level `stop_phrases`: phrases that contain a name but mention nothing."""
-    phrases = tomllib.loads(path.read_text(encoding="utf-8")).get("stop_phrases", [])
+    phrases = document.get("stop_phrases", [])
     if not isinstance(phrases, list) or not all(isinstance(p, str) and p for p in phrases):
         raise KnowledgeBaseError(f"{path}: stop_phrases must be a list of non-empty strings")
-    return phrases
+    return KbFile(entities, phrases)
 
 
 def read_kb_jsonl(path: Path, *, origin: str = "built") -> list[Entity]:
