@@ -115,6 +115,26 @@ def make_linker(
     )
 
 
+def jsonl_in_out(command: Callable[..., object]) -> Callable[..., object]:
+    """IN.jsonl (or - for stdin) and -o OUT.jsonl (default stdout): the database-free commands."""
+    command = click.option(
+        "-o",
+        "--output",
+        type=click.File("w", encoding="utf-8"),
+        default="-",
+        help="Where to write results (default: standard output).",
+    )(command)
+    return click.argument("infile", type=click.File("r", encoding="utf-8"), metavar="IN.jsonl")(
+        command
+    )
+
+
+def require_corpus(db: Path) -> None:
+    """Commands that read a corpus say how to make one, rather than creating an empty one."""
+    if not db.is_file():
+        raise NarrativesError(f"no corpus at {db}: run `narratives ingest` (or `make demo`) first")
+
+
 class _Since(click.ParamType):
     name = "DATE"
 
@@ -262,8 +282,7 @@ def status_command(db: Path, errors: int, as_json: bool) -> None:
     Example:
       narratives status --db corpus/demo.db
     """
-    if not db.exists():
-        raise NarrativesError(f"no corpus at {db}: run `narratives ingest` (or `make demo`) first")
+    require_corpus(db)
     with Corpus(db) as corpus:
         status = corpus.status(errors=errors)
     if as_json:
@@ -323,14 +342,7 @@ def demo_command(db: Path, sample: Path | None, model_dir: Path, no_progress: bo
 
 
 @cli.command("classify")
-@click.argument("infile", type=click.File("r", encoding="utf-8"), metavar="IN.jsonl")
-@click.option(
-    "-o",
-    "--output",
-    type=click.File("w", encoding="utf-8"),
-    default="-",
-    help="Where to write results (default: standard output).",
-)
+@jsonl_in_out
 @model_option
 @themes_option
 @click.option(
@@ -400,8 +412,7 @@ def tag_command(
       narratives kb build --from company_tickers.json && narratives tag
       narratives tag --no-themes --kb my_entities.toml
     """
-    if not db.exists():
-        raise NarrativesError(f"no corpus at {db}: run `narratives ingest` (or `make demo`) first")
+    require_corpus(db)
     summary: dict[str, object] = {}
     with Corpus(db) as corpus:
         if not no_themes:
@@ -422,14 +433,7 @@ def tag_command(
 
 
 @cli.command("entities")
-@click.argument("infile", type=click.File("r", encoding="utf-8"), metavar="IN.jsonl")
-@click.option(
-    "-o",
-    "--output",
-    type=click.File("w", encoding="utf-8"),
-    default="-",
-    help="Where to write results (default: standard output).",
-)
+@jsonl_in_out
 @kb_options
 @workers_option
 def entities_command(
@@ -568,8 +572,7 @@ def top_entities_command(
       narratives top-entities --theme short_squeeze --since 2024-05-01 --until 2024-06-01
       narratives top-entities --theme trump_trade --kind person --db corpus/demo.db
     """
-    if not db.exists():
-        raise NarrativesError(f"no corpus at {db}: run `narratives ingest` (or `make demo`) first")
+    require_corpus(db)
     with Corpus(db) as corpus:
         rows = top_entities(
             corpus,
@@ -628,8 +631,7 @@ def index_command(
       narratives index --freq W --half-life 4 --since 2024-01-01
       narratives index --entity DJT --freq M
     """
-    if not db.exists():
-        raise NarrativesError(f"no corpus at {db}: run `narratives ingest` (or `make demo`) first")
+    require_corpus(db)
     with Corpus(db) as corpus:
         summary = build_index(
             corpus,
@@ -809,8 +811,7 @@ def align_command(
       narratives prices load prices.csv && narratives align
       narratives align --theme rate_cut_trade --asset IWM-SPY --asset TLT
     """
-    if not db.exists():
-        raise NarrativesError(f"no corpus at {db}: run `narratives ingest` (or `make demo`) first")
+    require_corpus(db)
     themes = load_themes(themes_file)
     if theme_ids:
         unknown = set(theme_ids) - {t.id for t in themes}
@@ -865,8 +866,7 @@ def export_command(
     """
     if not xlsx and not csv_dir:
         raise click.UsageError("say where: --xlsx FILE and/or --csv DIR")
-    if not db.exists():
-        raise NarrativesError(f"no corpus at {db}: run `narratives ingest` (or `make demo`) first")
+    require_corpus(db)
     options = {
         "themes": list(theme_ids) or None,
         "since": since.date() if since else None,
@@ -900,8 +900,7 @@ def serve_command(db: Path, host: str, port: int) -> None:
     Example:
       narratives serve --db corpus/demo.db     # then open http://127.0.0.1:8001/
     """
-    if not db.is_file():
-        raise NarrativesError(f"no corpus at {db}: run `narratives ingest` (or `make demo`) first")
+    require_corpus(db)
     click.echo(f"Serving {db} at http://{host}:{port}/ (Ctrl-C to stop)")
     serve(db, host=host, port=port)
 
