@@ -28,7 +28,7 @@ import pandas as pd
 
 from narratives import market
 from narratives.errors import NarrativesError
-from narratives.index import narrative_index
+from narratives.index import narrative_index, sql_number
 from narratives.store import Corpus
 from narratives.themes import Theme
 
@@ -304,7 +304,7 @@ def _store(corpus: Corpus, pairs: Sequence[PairResult]) -> None:
             db.conn.executemany(
                 "INSERT INTO alignment_leadlag VALUES (?, ?, ?, ?, ?)",
                 [
-                    (*key, int(r.lag), _num(r.correlation), int(r.n))
+                    (*key, int(r.lag), sql_number(r.correlation, 8), int(r.n))
                     for r in pair.leadlag.itertuples()
                 ],
             )
@@ -315,9 +315,9 @@ def _store(corpus: Corpus, pairs: Sequence[PairResult]) -> None:
                         *key,
                         r.direction,
                         int(r.lags),
-                        _num(r.f_stat),
-                        _num(r.p_value),
-                        _num(getattr(r, "q_value", None)),
+                        sql_number(r.f_stat, 8),
+                        sql_number(r.p_value, 8),
+                        sql_number(getattr(r, "q_value", None), 8),
                         int(getattr(r, "significant", 0)),
                     )
                     for r in pair.granger.itertuples()
@@ -326,15 +326,21 @@ def _store(corpus: Corpus, pairs: Sequence[PairResult]) -> None:
             db.conn.executemany(
                 "INSERT INTO alignment_events VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (*key, int(r.offset), _num(r.mean_car), _num(r.ci_low), _num(r.ci_high),
-                     int(r.events))
+                    (
+                        *key,
+                        int(r.offset),
+                        sql_number(r.mean_car, 8),
+                        sql_number(r.ci_low, 8),
+                        sql_number(r.ci_high, 8),
+                        int(r.events),
+                    )
                     for r in pair.events.itertuples()
                 ],
-            )  # fmt: skip
+            )
             db.conn.executemany(
                 "INSERT INTO alignment_series VALUES (?, ?, ?, ?, ?)",
                 [
-                    (*key, r.date, _num(r.value), _num(r.cum_return))
+                    (*key, r.date, sql_number(r.value, 8), sql_number(r.cum_return, 8))
                     for r in pair.series.itertuples()
                 ],
             )
@@ -376,10 +382,3 @@ def draw_chart(pair: PairResult, themes: Sequence[Theme], directory: Path) -> Pa
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
-
-
-def _num(value: object) -> float | None:
-    if value is None:
-        return None
-    number = float(value)  # type: ignore[arg-type]
-    return None if math.isnan(number) else round(number, 8)

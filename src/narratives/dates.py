@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from dateutil import parser as dateutil_parser
 from dateutil import tz
@@ -11,6 +12,8 @@ from dateutil import tz
 from narratives.errors import DateError
 
 EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
+# The market's clock: trading sessions and news days are New York's.
+NEW_YORK = ZoneInfo("America/New_York")
 # Publishers' clocks and time zones run ahead of ours by up to a day; more than that is wrong.
 FUTURE_TOLERANCE = timedelta(days=1)
 
@@ -88,3 +91,15 @@ def iso(moment: datetime) -> str:
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def new_york_time(published: datetime | str) -> datetime:
+    """A publication time in New York; naive times are UTC, as the corpus stores them."""
+    if isinstance(published, str):
+        try:
+            published = datetime.fromisoformat(published.strip())
+        except ValueError:
+            published = parse_date(published)
+    if published.tzinfo is None:
+        published = published.replace(tzinfo=UTC)
+    return published.astimezone(NEW_YORK)

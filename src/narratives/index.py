@@ -17,20 +17,19 @@ that newly tagged articles touch, so a re-run after a day of news reads a day of
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
+from datetime import date
 
 import numpy as np
 import pandas as pd
 
-from narratives.dates import iso, utc_now
+from narratives.dates import iso, new_york_time, utc_now
 from narratives.errors import NarrativesError
 from narratives.store import Corpus
 
-NEW_YORK = ZoneInfo("America/New_York")
 FREQS = ("D", "W", "M")
 METHOD = (
     "EPU-style: per source and period the probability-weighted share of the source's tagged "
@@ -200,9 +199,9 @@ def build_index(
                         r.period,
                         int(r.articles),
                         int(r.carrying),
-                        _num(r.share),
-                        _num(r.value),
-                        _num(r.smoothed),
+                        sql_number(r.share),
+                        sql_number(r.value),
+                        sql_number(r.smoothed),
                         int(r.sources),
                     )
                     for r in frame.itertuples(index=False)
@@ -317,10 +316,7 @@ def period_start(days: pd.Series, freq: str) -> pd.Series:
 
 def new_york_day(published: str) -> str:
     """The New York calendar day of a stored (UTC, ISO 8601) publication time."""
-    moment = datetime.fromisoformat(published.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        return moment.date().isoformat()
-    return moment.astimezone(NEW_YORK).date().isoformat()
+    return new_york_time(published).date().isoformat()
 
 
 def read_index(corpus: Corpus, theme: str | None = None, freq: str = "D") -> pd.DataFrame:
@@ -408,8 +404,9 @@ def _set_meta(corpus: Corpus, key: str, value: str) -> None:
     )
 
 
-def _num(value: object) -> float | None:
+def sql_number(value: object, digits: int = 6) -> float | None:
+    """A value for a REAL column: rounded, and NULL for None or NaN (a gap, not a zero)."""
     if value is None:
         return None
     number = float(value)  # type: ignore[arg-type]
-    return None if np.isnan(number) else round(number, 6)
+    return None if math.isnan(number) else round(number, digits)

@@ -13,12 +13,11 @@ import re
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
-from narratives.dates import parse_date
+from narratives.dates import new_york_time
 from narratives.errors import NarrativesError
 from narratives.store import Corpus
 
@@ -36,7 +35,6 @@ CREATE TABLE IF NOT EXISTS prices (
 );
 """
 
-NEW_YORK = ZoneInfo("America/New_York")
 MARKET_CLOSE = time(16, 0)  # news at or after the close counts for the next session
 HOW_TO_LOAD = "load some with `narratives prices load FILE.csv` or `narratives prices fetch TICKER`"
 MAX_EXAMPLES = 10
@@ -510,14 +508,7 @@ def session_of(published: datetime | str, sessions: Sequence[date]) -> date | No
     news before the 16:00 close of a session counts for it; news after the close, on a weekend
     or a holiday counts for the next session. Early (13:00) closes are not modelled.
     """
-    if isinstance(published, str):
-        try:
-            published = datetime.fromisoformat(published.strip())
-        except ValueError:
-            published = parse_date(published)
-    if published.tzinfo is None:
-        published = published.replace(tzinfo=UTC)
-    local = published.astimezone(NEW_YORK)
+    local = new_york_time(published)
     day = local.date()
     if not sessions or day < sessions[0]:
         return None
