@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,7 @@ import pytest
 
 from narratives.align import align, event_study, lead_lag
 from narratives.index import build_index
-from narratives.market import session_of
+from narratives.market import load_prices, session_of
 from narratives.store import Corpus
 from test_index import add_article
 
@@ -79,3 +80,21 @@ def test_missing_prices_are_reported_not_fatal(tmp_path):
     build_index(corpus, freqs=["D"])
     summary = align(corpus, [THEME])
     assert summary.pairs == [] and "SYN" in summary.skipped[0]
+
+
+def test_cumulative_return_compounds_a_hyphenated_ticker_and_sums_a_spread(tmp_path):
+    corpus = synthetic_corpus(tmp_path / "c.db", shuffle=False)
+    closes = corpus.db.execute("SELECT date, close FROM prices WHERE ticker = 'SYN'").fetchall()
+    csv = tmp_path / "more.csv"
+    csv.write_text(
+        "date,ticker,close\n" + "".join(f"{d},BTC-USD,{c}\n{d},FLAT,100\n" for d, c in closes)
+    )
+    load_prices(corpus, [csv])
+    pairs = {p.asset: p for p in align(corpus, [THEME], assets=["BTC-USD", "BTC-USD−FLAT"]).pairs}
+    returns = pairs["BTC-USD"].series.set_index("date")
+    first, last = closes[0][1], closes[-1][1]
+    assert returns["cum_return"].iloc[-1] == pytest.approx(last / first - 1, rel=1e-6)
+    spread = pairs["BTC-USD−FLAT"].series
+    assert spread["cum_return"].iloc[-1] == pytest.approx(
+        sum(b / a - 1 for (_, a), (_, b) in pairwise(closes)), rel=1e-6
+    )

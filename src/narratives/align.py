@@ -106,6 +106,7 @@ def align(
         raise AlignError("no narrative index in this corpus: run `narratives index` first")
     corpus.apply_schema(ALIGN_SCHEMA)
     summary = AlignSummary()
+    known = market.tickers(corpus)
     for theme in themes:
         labels = list(assets) or [p.label for p in theme.proxies]
         if not labels:
@@ -134,6 +135,7 @@ def align(
                 align_pair(
                     theme.id, label, index, returns, max_lag=max_lag,
                     granger_lags=granger_lags, window=window,
+                    spread=market.parse_label(label, known)[1] is not None,
                 )
             )  # fmt: skip
     correct_granger(summary.pairs)
@@ -178,15 +180,19 @@ def align_pair(
     max_lag: int = 10,
     granger_lags: int = 5,
     window: tuple[int, int] = (-5, 10),
+    spread: bool = False,
 ) -> PairResult:
-    """Lead–lag, Granger and event study for one index and one return series (same sessions)."""
+    """Lead–lag, Granger and event study for one index and one return series (same sessions).
+
+    The cumulative return compounds an asset's returns; a spread's (asset minus benchmark) are
+    summed, as holding one long and one short leg rebalanced daily would earn.
+    """
     frame = pd.DataFrame({"value": index, "ret": returns}).sort_index()
     change = frame["value"].diff()
     leadlag = lead_lag(change, frame["ret"], max_lag)
     granger = granger_both_ways(change, frame["ret"], granger_lags)
     events = event_study(frame["value"], frame["ret"], window)
-    compounded = "−" not in asset and "-" not in asset
-    cum = (1 + frame["ret"].fillna(0)).cumprod() - 1 if compounded else frame["ret"].cumsum()
+    cum = frame["ret"].cumsum() if spread else (1 + frame["ret"].fillna(0)).cumprod() - 1
     series = pd.DataFrame(
         {"date": frame.index.date.astype(str), "value": frame["value"], "cum_return": cum}
     )
