@@ -454,3 +454,37 @@ def test_copies_of_a_paragraph_in_two_label_sets_are_merged(tmp_path):
     second = merged["Second."]
     assert second.labels == {"ai_bubble"} and second.considered == {"trump_trade", "ai_bubble"}
     assert merged["First."].considered is None
+
+
+# -- encoder precision ------------------------------------------------------------------------
+
+
+def test_precision_resolves_from_choice_then_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from narratives import encoder
+
+    monkeypatch.setenv("NARRATIVES_PRECISION", "bf16")
+    assert encoder.resolve_precision(None) == "bf16"
+    assert encoder.resolve_precision("fp32") == "fp32"  # an explicit choice wins
+    monkeypatch.setattr(encoder, "cpu_flags", lambda: {"avx2"})
+    assert encoder.resolve_precision("auto") == "fp32"  # emulated bf16 would be slower
+    monkeypatch.setattr(encoder, "cpu_flags", lambda: {"avx2", "amx_bf16"})
+    assert encoder.resolve_precision("auto") == "bf16"
+    with pytest.raises(encoder.EncoderError, match="not one of"):
+        encoder.resolve_precision("int4")
+
+
+def test_bf16_scores_like_fp32_and_is_fingerprinted_apart() -> None:
+    """The committed model under bf16 autocast: same labels, probabilities within 0.02."""
+    from narratives.classifier import MODEL_DIR, ThemeModel
+
+    passages = [
+        Passage("Small caps ripped as traders bet the Fed will cut rates in September."),
+        Passage("Shares of the meme stock doubled as short sellers scrambled to cover."),
+        Passage("The company reported quarterly revenue in line with expectations."),
+    ]
+    fp32 = ThemeModel.load(MODEL_DIR, precision="fp32")
+    bf16 = ThemeModel.load(MODEL_DIR, precision="bf16")
+    p32, p16 = fp32.predict(passages), bf16.predict(passages)
+    assert np.abs(p32 - p16).max() < 0.02
+    assert fp32.labels(p32) == bf16.labels(p16)
+    assert fp32.fingerprint() != bf16.fingerprint()

@@ -13,7 +13,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from narratives.encoder import Encoder, EncoderError, Passage, base_model_path
+from narratives.encoder import (
+    Encoder,
+    EncoderError,
+    Passage,
+    base_model_path,
+    resolve_precision,
+)
 from narratives.errors import NarrativesError
 from narratives.records import text_records
 from narratives.themes import DEFAULT_THEMES, Theme, load_themes
@@ -125,8 +131,15 @@ class ThemeModel:
     def base_encoder(self) -> Encoder:
         """The encoder without the fine-tuning, for few-shot themes (loaded on first use)."""
         if self._base is None:
-            self._base = Encoder(base_model_path(), max_length=self.spec.max_length)
+            self._base = Encoder(
+                base_model_path(), max_length=self.spec.max_length, precision=self.precision
+            )
         return self._base
+
+    @property
+    def precision(self) -> str:
+        """`fp32` or `bf16`: the encoder's arithmetic at inference."""
+        return self.encoder.precision
 
     @property
     def has_fewshot(self) -> bool:
@@ -136,9 +149,17 @@ class ThemeModel:
 
     @classmethod
     def load(
-        cls, model_dir: str | Path = MODEL_DIR, themes: str | Path | list[Theme] = DEFAULT_THEMES
+        cls,
+        model_dir: str | Path = MODEL_DIR,
+        themes: str | Path | list[Theme] = DEFAULT_THEMES,
+        *,
+        precision: str | None = "auto",
     ) -> ThemeModel:
-        """Load a trained model; with no model directory, every theme is scored few-shot."""
+        """Load a trained model; with no model directory, every theme is scored few-shot.
+
+        `precision` is the encoder's arithmetic at inference (`auto`, `fp32`, `bf16`; see
+        `encoder.resolve_precision`); None reads $NARRATIVES_PRECISION.
+        """
         theme_list = themes if isinstance(themes, list) else load_themes(themes)
         model_dir = Path(model_dir)
         config = model_dir / CONFIG
@@ -148,7 +169,9 @@ class ThemeModel:
                 "use the one committed in models/themes (run from the repository root)"
             )
         spec = ModelSpec.from_json(json.loads(config.read_text(encoding="utf-8")))
-        encoder = Encoder(base_model_path(), max_length=spec.max_length)
+        encoder = Encoder(
+            base_model_path(), max_length=spec.max_length, precision=resolve_precision(precision)
+        )
         tensors = _load_tensors(model_dir / WEIGHTS)
         lora = {k: v for k, v in tensors.items() if ".lora_" in k}
         if lora:
@@ -252,6 +275,8 @@ class ThemeModel:
     def fingerprint(self) -> str:
         """Identifies the scores this model gives: weights, calibration and theme definitions."""
         digest = hashlib.sha256(json.dumps(self.spec.to_json(), sort_keys=True).encode())
+        if self.precision != "fp32":  # bf16 scores differ in the third decimal: not mixed
+            digest.update(self.precision.encode())
         for theme in self.themes:
             digest.update(json.dumps([theme.id, theme.examples, theme.counter_examples]).encode())
         return digest.hexdigest()[:16]

