@@ -118,6 +118,36 @@ def test_bad_jsonl_lines_are_recorded_and_the_rest_ingested(tmp_path, db):
     assert items == ["line 2", "line 3", "line 4", "line 5", "line 6"]
 
 
+def test_big_jsonl_prepared_in_workers_stores_exactly_what_one_process_does(
+    tmp_path, monkeypatch
+):
+    """Worker processes parse and hash; the writer keeps file order, errors and dedup alike."""
+    from narratives import ingest as ingest_module
+
+    lines: list[object] = []
+    for i in range(60):
+        lines.append(_record(i, published="2024-07-10T15:00:00Z"))
+        if i % 13 == 0:
+            lines += ["{not json", ""]
+    lines.append(_record(3, url="https://ledgerline.example/copy", id="copy"))  # same text
+    path = _write_jsonl(tmp_path / "n.jsonl", lines)
+    monkeypatch.setattr(ingest_module, "BATCH", 7)
+    results = {}
+    for name, parallel_from in (("one", 10**9), ("workers", 10)):
+        monkeypatch.setattr(ingest_module, "PARALLEL_LINES", parallel_from)
+        db = tmp_path / f"{name}.db"
+        summary = ingest(db, [str(path)], progress=False)
+        results[name] = (
+            summary.as_dict()["new"],
+            summary.failed,
+            _rows(db, "SELECT id, url, title, text, content_hash, word_count FROM articles"),
+            _rows(db, "SELECT key, article_id FROM article_keys ORDER BY key"),
+            _rows(db, "SELECT item, reason FROM ingest_errors ORDER BY id"),
+        )
+    assert results["workers"] == results["one"]
+    assert results["one"][0] == 60 and results["one"][1] == {"bad_record": 5}
+
+
 def test_implausible_dates_fall_back_and_are_marked(tmp_path, db):
     records = [
         _record(1, published="2099-01-01T00:00:00Z"),

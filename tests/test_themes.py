@@ -473,9 +473,11 @@ def test_precision_resolves_from_choice_then_environment(monkeypatch: pytest.Mon
         encoder.resolve_precision("int4")
 
 
-def test_bf16_scores_like_fp32_and_is_fingerprinted_apart() -> None:
+def test_bf16_scores_like_fp32_and_is_fingerprinted_apart(monkeypatch: pytest.MonkeyPatch) -> None:
     """The committed model under bf16 autocast: same labels, probabilities within 0.02."""
     from narratives.classifier import MODEL_DIR, ThemeModel
+
+    monkeypatch.delenv("NARRATIVES_ENCODER", raising=False)  # the module's tiny one may be set
 
     passages = [
         Passage("Small caps ripped as traders bet the Fed will cut rates in September."),

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import multiprocessing
+import os
+import sys
 import time
-from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import httpx
 from tqdm import tqdm
 
-from narratives.dates import parse_date, utc_now
+from narratives.dates import FUTURE_TOLERANCE, parse_date, utc_now
 from narratives.errors import (
     DateError,
     ExtractionError,
@@ -27,9 +33,18 @@ from narratives.extract import ExtractedPage, extract_page, looks_like_teaser
 from narratives.feeds import FeedEntry, FeedSource, load_feeds_file, looks_like_feed, parse_feed
 from narratives.fetch import Fetcher, FetchPolicy, Response, inflate
 from narratives.records import Article, DateSource, Obtained, Outcome
-from narratives.store import Corpus
+from narratives.store import Corpus, TextDigest
 from narratives.text import clean_line, clean_text, clip
 from narratives.urls import canonicalize, host_of, is_http_url, same_site
+from narratives.warc import (
+    WARC_SUFFIXES,
+    WarcResponse,
+    WarcSkip,
+    host_matches,
+    iter_warc,
+    load_hosts,
+    normalize_host,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +53,13 @@ FEED_SUFFIXES = (".xml", ".rss", ".atom")
 TEXT_SUFFIXES = (".txt",)
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz")
 FEEDS_FILE_SUFFIXES = (".toml",)
-SUPPORTED_SUFFIXES = (*HTML_SUFFIXES, *FEED_SUFFIXES, *TEXT_SUFFIXES, *JSONL_SUFFIXES)
+SUPPORTED_SUFFIXES = (
+    *HTML_SUFFIXES,
+    *FEED_SUFFIXES,
+    *TEXT_SUFFIXES,
+    *JSONL_SUFFIXES,
+    *WARC_SUFFIXES,
+)
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", ""})
 # Page failures worth another try on the next poll; others (404, paywall, robots) are final.
 RETRY_PAGE_STATUSES = frozenset(
@@ -47,6 +68,9 @@ RETRY_PAGE_STATUSES = frozenset(
 FEED_ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.5"
 MAX_FILE_BYTES = 50 * 1024 * 1024
 BATCH = 500
+PARALLEL_LINES = 2_000  # JSONL files this long are prepared in worker processes
+MAX_PREPARE_WORKERS = 3  # the writer is the bottleneck past this
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -58,6 +82,8 @@ class IngestSummary:
     summaries: Counter[str] = field(default_factory=Counter)
     date_fallbacks: Counter[str] = field(default_factory=Counter)
     skipped_before_since: int = 0
+    skipped_after_until: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)  # WARC records holding no page, by why
     feeds_polled: int = 0
     feeds_not_modified: int = 0
     sources: int = 0
@@ -94,6 +120,8 @@ class IngestSummary:
             "stored_as_summary": dict(self.summaries),
             "date_fallbacks": dict(self.date_fallbacks),
             "skipped_before_since": self.skipped_before_since,
+            "skipped_after_until": self.skipped_after_until,
+            "skipped": dict(self.skipped),
             "feeds_polled": self.feeds_polled,
             "feeds_not_modified": self.feeds_not_modified,
             "sources": self.sources,
@@ -105,9 +133,25 @@ class IngestSummary:
 class IngestOptions:
     fetch_links: bool = False  # fetch the pages of entries in local feed files
     since: datetime | None = None  # skip articles published before this
+    until: datetime | None = None  # skip articles published after this (a midnight: that day)
+    hosts: frozenset[str] = frozenset()  # WARC input: keep only pages of these hosts (and subs)
     workers: int = 4  # pages fetched at once (each host still gets per_host_concurrency)
     progress: bool = True
     policy: FetchPolicy = field(default_factory=FetchPolicy)
+
+    @property
+    def until_end(self) -> datetime | None:
+        """The last moment `until` lets through: a bare date (midnight) includes its whole day."""
+        until = self.until
+        if until is None:
+            return None
+        if until == until.replace(hour=0, minute=0, second=0, microsecond=0):
+            return until + timedelta(days=1) - timedelta(microseconds=1)
+        return until
+
+    def too_late(self, published: datetime) -> bool:
+        end = self.until_end
+        return end is not None and published > end
 
 
 @dataclass(frozen=True)
@@ -138,20 +182,32 @@ def ingest(
     feeds: str | Path | None = None,
     fetch_links: bool = False,
     since: datetime | None = None,
+    until: datetime | None = None,
+    hosts: Iterable[str] = (),
+    host_file: str | Path | None = None,
     policy: FetchPolicy | None = None,
     workers: int = 4,
     progress: bool = True,
     fetcher: Fetcher | None = None,
 ) -> IngestSummary:
-    """Ingest `sources` (feed or page URLs, files, directories, feeds files) into `db`.
+    """Ingest `sources` (feed or page URLs, files, directories, feeds files, WARCs) into `db`.
 
     `feeds` names a feeds file (or "default" for the shipped one) whose feeds are polled too.
+    `since` and `until` keep articles published in that range, from every source; an `until`
+    at midnight includes that whole day. `hosts` and the hosts listed in `host_file` (one a
+    line, `#` comments) keep only pages of those hosts or their subdomains from WARC files;
+    other sources are not filtered by host.
     Returns counts of what happened; failures are recorded in `ingest_errors`, never raised,
-    except when there is nothing at all to ingest.
+    except when there is nothing at all to ingest or the host file is unusable.
     """
+    wanted = [normalize_host(host) for host in hosts]
+    if host_file is not None:
+        wanted += load_hosts(host_file)
     options = IngestOptions(
         fetch_links=fetch_links,
         since=since,
+        until=until,
+        hosts=frozenset(wanted),
         workers=workers,
         progress=progress,
         policy=policy or FetchPolicy(),
@@ -231,13 +287,16 @@ class Ingestor:
         self.summary.failed[reason] += 1
         self.corpus.record_error(source, reason, detail, item=item, run_id=self.run_id)
 
-    def store(self, article: Article) -> Outcome | None:
+    def store(self, article: Article, digest: TextDigest | None = None) -> Outcome | None:
         if article.publisher is None:
             article.publisher = self._known_publisher(article.site) or article.site
         if self.options.since and article.published < self.options.since:
             self.summary.skipped_before_since += 1
             return None
-        outcome = self.corpus.save(article)
+        if self.options.too_late(article.published):
+            self.summary.skipped_after_until += 1
+            return None
+        outcome = self.corpus.save(article, digest)
         self.summary.outcomes[outcome] += 1
         if article.date_source != DateSource.ARTICLE:
             self.summary.date_fallbacks[str(article.date_source)] += 1
@@ -261,11 +320,14 @@ class Ingestor:
             self._publishers[site] = row[0] if row else None
         return self._publishers[site]
 
-    def _progress(self, total: int | None, description: str, unit: str) -> tqdm:
+    def _progress(
+        self, total: int | None, description: str, unit: str, *, scale: bool = False
+    ) -> tqdm:
         return tqdm(
             total=total,
             desc=clip(description, 40, keep_end=True),
             unit=unit,
+            unit_scale=scale,
             disable=not self.options.progress or None,
             leave=False,
             dynamic_ncols=True,
@@ -308,6 +370,8 @@ class Ingestor:
             self.ingest_jsonl(path)
         elif name.endswith(HTML_SUFFIXES):
             self.ingest_html_file(path)
+        elif name.endswith(WARC_SUFFIXES):
+            self.ingest_warc(path)
         elif name.endswith(FEED_SUFFIXES):
             self.ingest_feed_file(path)
         elif name.endswith(TEXT_SUFFIXES):
@@ -417,6 +481,8 @@ class Ingestor:
         for entry in unique.values():
             if since and entry.published and entry.published < since:
                 self.summary.skipped_before_since += 1  # decided before fetching its page
+            elif entry.published and self.options.too_late(entry.published):
+                self.summary.skipped_after_until += 1
             elif not entry.link:
                 summaries.append(_PageResult(entry, failure="no_link"))
             elif not fetch_pages:
@@ -539,6 +605,66 @@ class Ingestor:
         )
         self.store(article)
 
+    def ingest_warc(self, path: Path) -> None:
+        """A web archive (e.g. a Common Crawl CC-NEWS file), streamed record by record.
+
+        Each archived HTTP 200 HTML response is extracted and stored like a fetched page, with
+        the WARC-Date as its fetch time (so also its date when the page gives none). Other
+        records are counted in `summary.skipped` by why; a corrupt or truncated file raises
+        `WarcError` once the records before the damage are stored.
+        """
+        source = str(path)
+        hosts = self.options.hosts
+        with self._progress(path.stat().st_size, source, "B", scale=True) as bar:
+            records = iter_warc(
+                path,
+                want_url=(lambda url: host_matches(url, hosts)) if hosts else None,
+                max_body=self.options.policy.max_decompressed_bytes,
+                progress=lambda position: bar.update(position - bar.n),
+            )
+            with closing(records):
+                for record in records:
+                    if isinstance(record, WarcSkip):
+                        self.summary.skipped[record.reason] += 1
+                    else:
+                        self._ingest_warc_response(record, source)
+
+    def _ingest_warc_response(self, record: WarcResponse, source: str) -> None:
+        fetched_at = record.warc_date or utc_now()
+        since = self.options.since
+        if since and fetched_at + FUTURE_TOLERANCE < since:
+            # Archived before `since`: it cannot have been published after it.
+            self.summary.skipped_before_since += 1
+            return
+        response = Response(
+            url=record.url,
+            status=record.status,
+            # As bytes: httpx refuses non-ASCII str headers, which archived responses do carry.
+            headers=httpx.Headers(
+                [
+                    (k.encode("utf-8", "replace"), v.encode("utf-8", "replace"))
+                    for k, v in record.headers
+                ]
+            ),
+            body=record.body,
+        )
+        try:
+            page = self._extract_response(response)
+            article = article_from_page(
+                page, response=response, entry=None, fetched_at=fetched_at, source=source
+            )
+        except NarrativesError as exc:
+            self.fail(source, _reason_of(exc), str(exc), item=record.url)
+            return
+        if (
+            article.date_source == DateSource.ARTICLE
+            and article.published > fetched_at + FUTURE_TOLERANCE
+        ):
+            # A date past the crawl is as implausible as one past "now" is for a fresh fetch.
+            log.info("%s: published %s is after its crawl", record.url, article.published)
+            article.published, article.date_source = fetched_at, DateSource.FETCHED
+        self.store(article)
+
     def ingest_text_file(self, path: Path) -> None:
         raw = _read_bytes(path).decode("utf-8-sig", errors="replace")
         lines = raw.strip().splitlines()
@@ -560,29 +686,31 @@ class Ingestor:
         )
 
     def ingest_jsonl(self, path: Path) -> None:
-        """One article per line in the news-file schema; a bad line is an error, not a stop."""
+        """One article per line in the news-file schema; a bad line is an error, not a stop.
+
+        Big files are parsed, cleaned and hashed in worker processes while this one writes,
+        a batch per transaction, in file order.
+        """
         lines = _read_bytes(path).decode("utf-8", errors="replace").splitlines()
         fetched_at = utc_now()
-        with self._progress(len(lines), str(path), "line") as bar:
-            for start in range(0, len(lines), BATCH):
+        batches = [
+            (str(path), fetched_at, start + 1, lines[start : start + BATCH])
+            for start in range(0, len(lines), BATCH)
+        ]
+        with (
+            self._progress(len(lines), str(path), "line") as bar,
+            _parallel_map(_prepare_records, batches, parallel=len(lines) >= PARALLEL_LINES) as done,
+        ):
+            for prepared in done:
                 with self.corpus.transaction():
-                    for number, line in enumerate(lines[start : start + BATCH], start=start + 1):
-                        bar.update()
-                        if not line.strip():
-                            continue
+                    for number, article, digest, error in prepared:
                         item = f"line {number}"
-                        try:
-                            article = article_from_record(
-                                _json_line(line),
-                                source=str(path),
-                                fetched_at=fetched_at,
-                                line=number,
-                            )
-                        except NarrativesError as exc:
-                            self.fail(str(path), _reason_of(exc), str(exc), item=item)
-                            continue
-                        self._note_bad_date(article, str(path), item)
-                        self.store(article)
+                        if error is not None:
+                            self.fail(str(path), error[0], error[1], item=item)
+                        elif article is not None:
+                            self._note_bad_date(article, str(path), item)
+                            self.store(article, digest)
+                bar.update(len(prepared))
 
     def _note_bad_date(self, article: Article, source: str, item: str) -> None:
         if article.date_source != DateSource.ARTICLE and article.published_raw:
@@ -596,6 +724,62 @@ class Ingestor:
 
 
 # -- building articles ------------------------------------------------------------------------
+
+
+_Prepared = tuple[int, Article | None, TextDigest | None, tuple[str, str] | None]
+
+
+def _prepare_records(
+    source: str, fetched_at: datetime, first: int, lines: list[str]
+) -> list[_Prepared]:
+    """(line number, article, digest, (reason, detail) of an error) for each line; blank lines
+    give neither article nor error. Pure, so it runs in a worker process."""
+    out: list[_Prepared] = []
+    for number, line in enumerate(lines, start=first):
+        if not line.strip():
+            out.append((number, None, None, None))
+            continue
+        try:
+            article = article_from_record(
+                _json_line(line), source=source, fetched_at=fetched_at, line=number
+            )
+        except NarrativesError as exc:
+            out.append((number, None, None, (_reason_of(exc), str(exc))))
+            continue
+        out.append((number, article, TextDigest.of(article), None))
+    return out
+
+
+@contextmanager
+def _parallel_map(
+    function: Callable[..., _T], jobs: list[tuple[Any, ...]], *, parallel: bool
+) -> Iterator[Iterator[_T]]:
+    """`function(*job)` for each job, results in job order; in worker processes if `parallel`.
+
+    At most two jobs per worker are in flight, so memory stays bounded however many there are.
+    """
+    workers = min(MAX_PREPARE_WORKERS, (os.cpu_count() or 1) - 1)
+    if not parallel or workers < 1 or len(jobs) < 2:
+        yield (function(*job) for job in jobs)
+        return
+    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+
+        def results() -> Iterator[_T]:
+            pending: deque[Future[_T]] = deque()
+            queued = iter(jobs)
+            for job in itertools.islice(queued, 2 * workers):
+                pending.append(pool.submit(function, *job))
+            while pending:
+                result = pending.popleft().result()
+                for job in itertools.islice(queued, 1):
+                    pending.append(pool.submit(function, *job))
+                yield result
+
+        try:
+            yield results()
+        finally:
+            pool.shutdown(cancel_futures=True)
 
 
 class RecordError(NarrativesError):

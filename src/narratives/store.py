@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import sqlite_utils
 
@@ -248,7 +249,7 @@ class Corpus:
     def find_by_url(self, url: str) -> StoredArticle | None:
         return self.find([_url_key(url)])
 
-    def save(self, article: Article) -> Outcome:
+    def save(self, article: Article, digest: TextDigest | None = None) -> Outcome:
         """Insert, update or recognise `article`; never store one story twice.
 
         Keys are the canonical URL (and aliases) and the source's own id. A known key with the
@@ -257,16 +258,15 @@ class Corpus:
         stored under another URL is a duplicate: the key is remembered as an alias.
         """
         keys = article_keys(article)
-        digest = content_hash(article.text)
-        title_digest = content_hash(article.title)
+        digest, title_digest, words = digest or TextDigest.of(article)
         with self.transaction():
             existing = self.find(keys)
             if existing is None:
-                existing = self._find_same_content(article, digest, title_digest)
+                existing = self._find_same_content(digest, title_digest, words)
                 if existing is not None:
                     self._add_keys(existing.id, keys)
                     return Outcome.DUPLICATE
-                article_id = self._insert(article, digest, title_digest)
+                article_id = self._insert(article, digest, title_digest, words)
                 self._add_keys(article_id, keys)
                 return Outcome.NEW
             self._add_keys(existing.id, keys)
@@ -274,13 +274,13 @@ class Corpus:
                 return Outcome.UNCHANGED
             if _RANK[Obtained(existing.obtained)] > _RANK[article.obtained]:
                 return Outcome.UNCHANGED
-            self._update(existing.id, article, digest, title_digest)
+            self._update(existing.id, article, digest, title_digest, words)
             return Outcome.UPDATED
 
     def _find_same_content(
-        self, article: Article, digest: str, title_digest: str
+        self, digest: str, title_digest: str, words: int
     ) -> StoredArticle | None:
-        if word_count(article.text) >= MIN_WORDS_FOR_CONTENT_DEDUP:
+        if words >= MIN_WORDS_FOR_CONTENT_DEDUP:
             sql, params = "content_hash = ?", [digest]
         else:
             sql, params = "content_hash = ? AND title_hash = ?", [digest, title_digest]
@@ -291,7 +291,9 @@ class Corpus:
         ).fetchone()
         return StoredArticle(*row) if row else None
 
-    def _row(self, article: Article, digest: str, title_digest: str) -> dict[str, object]:
+    def _row(
+        self, article: Article, digest: str, title_digest: str, words: int
+    ) -> dict[str, object]:
         return {
             "url": article.url,
             "title": article.title,
@@ -307,7 +309,7 @@ class Corpus:
             "updated_at": iso(utc_now()),
             "content_hash": digest,
             "title_hash": title_digest,
-            "word_count": word_count(article.text),
+            "word_count": words,
             "obtained": str(article.obtained),
             "page_status": article.page_status,
             "source": article.source,
@@ -315,8 +317,8 @@ class Corpus:
             "feed_url": article.feed_url,
         }
 
-    def _insert(self, article: Article, digest: str, title_digest: str) -> int:
-        row = self._row(article, digest, title_digest)
+    def _insert(self, article: Article, digest: str, title_digest: str, words: int) -> int:
+        row = self._row(article, digest, title_digest, words)
         columns = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         cursor = self.db.execute(
@@ -326,8 +328,10 @@ class Corpus:
         self._write_paragraphs(article_id, article.text)
         return article_id
 
-    def _update(self, article_id: int, article: Article, digest: str, title_digest: str) -> None:
-        row = self._row(article, digest, title_digest)
+    def _update(
+        self, article_id: int, article: Article, digest: str, title_digest: str, words: int
+    ) -> None:
+        row = self._row(article, digest, title_digest, words)
         assignments = ", ".join(f"{column} = ?" for column in row)
         self.db.execute(
             f"UPDATE articles SET {assignments} WHERE id = ?", [*row.values(), article_id]
@@ -528,6 +532,23 @@ class CorpusStatus:
 
 def _url_key(url: str) -> str:
     return "url:" + url_key(url)
+
+
+class TextDigest(NamedTuple):
+    """What `save` compares and stores about an article's text, computable anywhere.
+
+    Bulk loaders compute it in worker processes, so the writer only writes.
+    """
+
+    content_hash: str
+    title_hash: str
+    words: int
+
+    @classmethod
+    def of(cls, article: Article) -> TextDigest:
+        return cls(
+            content_hash(article.text), content_hash(article.title), word_count(article.text)
+        )
 
 
 def article_keys(article: Article) -> list[str]:

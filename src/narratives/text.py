@@ -23,10 +23,12 @@ def clean_text(text: str) -> str:
 
     Paragraphs come back separated by exactly one blank line, the corpus's one convention.
     """
-    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
-    text = _INVISIBLE.sub("", text)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.isascii():  # ASCII is already NFC and holds no invisible characters
+        text = _INVISIBLE.sub("", unicodedata.normalize("NFC", text))
     paragraphs = _BLANK_LINES.split(text) if _BLANK_LINES.search(text) else text.split("\n")
-    cleaned = (" ".join(_SPACES.sub(" ", p).split()) for p in paragraphs)
+    # str.split() splits on every Unicode space (no-break, thin, ideographic…) and newline.
+    cleaned = (" ".join(p.split()) for p in paragraphs)
     return "\n\n".join(p for p in cleaned if p)
 
 
