@@ -391,6 +391,62 @@ def test_tag_command_prints_a_summary(tiny_model, tmp_path):
     assert summary["themes"]["articles"] == 0 and summary["entities"]["articles"] == 0
 
 
+def test_linking_beside_scoring_in_its_own_process_writes_what_one_after_the_other_does(
+    tiny_model, tmp_path
+):
+    from narratives.mentions import LinkerSpec
+    from narratives.tag import tag_and_link
+
+    spec = LinkerSpec(built_kb=None)
+    tables = ("paragraph_themes", "article_themes", "theme_evidence", "mentions", "entities")
+    rows = {}
+    for workers in (1, 2):
+        (tmp_path / f"w{workers}").mkdir()
+        db = _small_corpus(tmp_path / f"w{workers}")
+        run = tag_and_link(
+            db,
+            load_model=lambda: ThemeModel.load(tiny_model),
+            linker=spec,
+            workers=workers,
+            progress=False,
+        )
+        assert run.themes.articles == 5 and run.entities.articles == 5
+        with Corpus(db) as corpus:
+            rows[workers] = {
+                t: corpus.db.execute(f"SELECT * FROM {t} ORDER BY 1, 2, 3").fetchall()
+                for t in tables
+            }
+        again = tag_and_link(
+            db,
+            load_model=lambda: ThemeModel.load(tiny_model),
+            linker=spec,
+            workers=workers,
+            progress=False,
+        )
+        assert again.themes.articles == 0 and again.entities.articles == 0
+    assert rows[2] == rows[1]
+    assert rows[1]["mentions"]
+
+
+def test_a_failed_linking_process_is_reported_and_scoring_kept(tiny_model, tmp_path):
+    from narratives.errors import NarrativesError
+    from narratives.mentions import LinkerSpec
+    from narratives.tag import tag_and_link
+
+    db = _small_corpus(tmp_path)
+    broken = LinkerSpec(built_kb=None, spacy_model="no_such_spacy_pipeline")
+    with pytest.raises(NarrativesError, match="entity linking failed"):
+        tag_and_link(
+            db,
+            load_model=lambda: ThemeModel.load(tiny_model),
+            linker=broken,
+            workers=2,
+            progress=False,
+        )
+    with Corpus(db) as corpus:
+        assert corpus.count("article_themes") > 0  # the scores were committed all the same
+
+
 def test_train_only_paragraphs_are_never_held_out_for_calibration():
     examples = [_labelled(i, f"real{i}", {"x"} if i % 3 else set()) for i in range(60)]
     written = [

@@ -30,10 +30,10 @@ from narratives.index import FREQS, build_index, entity_series
 from narratives.ingest import IngestSummary, ingest
 from narratives.kb import DEFAULT_BUILT_KB, build_kb_from, load_kb
 from narratives.market import PriceLoadSummary, fetch_prices, load_prices
-from narratives.mentions import LinkSummary, link_corpus, top_entities
+from narratives.mentions import LinkerSpec, LinkSummary, top_entities
 from narratives.serve import serve
 from narratives.store import DEFAULT_DB, Corpus, CorpusStatus
-from narratives.tag import TagSummary, tag
+from narratives.tag import TagSummary, tag_and_link
 from narratives.text import clip
 from narratives.themes import DEFAULT_THEMES, load_themes
 from narratives.training import (
@@ -111,7 +111,9 @@ workers_option = click.option(
     type=click.IntRange(min=1),
     default=os.cpu_count() or 1,
     show_default="all cores",
-    help="spaCy processes for entity linking (1 runs in this process).",
+    help="Cores to use: spaCy processes for linking alone; `tag` with themes and entities "
+    "links in its own process beside the encoder, which then takes every core. 1: one "
+    "process, one part after the other.",
 )
 
 
@@ -534,21 +536,27 @@ def tag_command(
             f"thread(s), {run.chunks} chunks, encoder precision {run.precision}"
         )
         return
+    def load_model() -> ThemeModel:
+        model = ThemeModel.load(model_dir, themes_file, precision=precision)
+        _warn_fewshot(model)
+        return model
+
+    local = tag_and_link(
+        db,
+        load_model=None if no_themes else load_model,
+        linker=None if no_entities else LinkerSpec(kb_files, built_kb, spacy_model),
+        workers=workers,
+        progress=not no_progress,
+    )
     summary: dict[str, object] = {}
-    with Corpus(db) as corpus:
-        if not no_themes:
-            model = ThemeModel.load(model_dir, themes_file, precision=precision)
-            _warn_fewshot(model)
-            themes = tag(corpus, model, progress=not no_progress)
-            summary["themes"] = themes.as_dict()
-            if not as_json:
-                click.echo(format_tag_summary(themes, db))
-        if not no_entities:
-            linker = make_linker(kb_files, built_kb, spacy_model, workers)
-            linked = link_corpus(corpus, linker, progress=not no_progress)
-            summary["entities"] = linked.as_dict()
-            if not as_json:
-                click.echo(format_link_summary(linked))
+    if local.themes is not None:
+        summary["themes"] = local.themes.as_dict()
+        if not as_json:
+            click.echo(format_tag_summary(local.themes, db))
+    if local.entities is not None:
+        summary["entities"] = local.entities.as_dict()
+        if not as_json:
+            click.echo(format_link_summary(local.entities))
     if as_json:
         click.echo(json.dumps(summary, indent=2))
 

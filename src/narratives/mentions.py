@@ -6,12 +6,13 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tqdm import tqdm
 
 from narratives.dates import iso, utc_now
-from narratives.entities import EntityLinker, Mention
-from narratives.kb import Entity
+from narratives.entities import EntityLinker, Mention, load_spacy
+from narratives.kb import DEFAULT_BUILT_KB, Entity, load_kb
 from narratives.store import ArticleText, Corpus, chunked
 
 CHUNK = 64  # articles linked and written per transaction
@@ -70,7 +71,22 @@ class LinkSummary:
         }
 
 
-def link_corpus(corpus: Corpus, linker: EntityLinker, *, progress: bool = True) -> LinkSummary:
+@dataclass(frozen=True)
+class LinkerSpec:
+    """What builds an `EntityLinker`, small enough to hand to another process."""
+
+    kb_files: tuple[Path, ...] = ()
+    built_kb: Path | None = DEFAULT_BUILT_KB
+    spacy_model: str | None = None
+
+    def build(self, processes: int = 1) -> EntityLinker:
+        kb = load_kb(self.kb_files, built=self.built_kb)
+        return EntityLinker(kb, nlp=load_spacy(self.spacy_model), processes=processes)
+
+
+def link_corpus(
+    corpus: Corpus, linker: EntityLinker, *, progress: bool = True, bar_position: int = 0
+) -> LinkSummary:
     """Link every article not yet linked (or changed, or linked with another KB or pipeline).
 
     Each chunk of articles is written in one transaction, so an interrupted run loses nothing
@@ -101,7 +117,11 @@ def link_corpus(corpus: Corpus, linker: EntityLinker, *, progress: bool = True) 
         summary.articles += len(batch)
 
     with tqdm(
-        total=len(pending), unit="article", desc="linking entities", disable=not progress or None
+        total=len(pending),
+        unit="article",
+        desc="linking entities",
+        disable=not progress or None,
+        position=bar_position,
     ) as bar:
         batch: list[tuple[int, str, list[Mention]]] = []
         for mentions in linker.link_articles(articles()):

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from narratives.classifier import ThemeModel
 from narratives.dates import iso, utc_now
-from narratives.encoder import Passage
+from narratives.encoder import Passage, set_threads
+from narratives.errors import NarrativesError
+from narratives.mentions import LinkerSpec, LinkSummary, link_corpus
 from narratives.store import Corpus, chunked
 
 # Paragraph probabilities below this are not stored: they are noise and would dominate the table.
@@ -149,8 +156,18 @@ def pending_articles(corpus: Corpus, fingerprint: str) -> list[int]:
     return corpus.stale_articles("tagged", "model", fingerprint)
 
 
-def tag(corpus: Corpus, model: ThemeModel, *, progress: bool = True) -> TagSummary:
-    """Score every pending article; each chunk is written atomically, so a crash loses no tag."""
+def tag(
+    corpus: Corpus,
+    model: ThemeModel,
+    *,
+    progress: bool = True,
+    before_chunk: Callable[[], object] | None = None,
+) -> TagSummary:
+    """Score every pending article; each chunk is written atomically, so a crash loses no tag.
+
+    `before_chunk` runs before each chunk is scored (`tag_and_link` uses it to give the encoder
+    every core once entity linking is done).
+    """
     started = time.monotonic()
     corpus.apply_schema(TAG_SCHEMA)
     record_themes(corpus, model)
@@ -163,6 +180,8 @@ def tag(corpus: Corpus, model: ThemeModel, *, progress: bool = True) -> TagSumma
         total=len(pending), unit="article", desc="tagging", disable=not progress or None
     ) as bar:
         for chunk in chunked(pending, CHUNK):
+            if before_chunk is not None:
+                before_chunk()
             articles = _load(corpus, chunk)
             passages = [p for a in articles for p in a.passages]
             probabilities = model.predict(passages)
@@ -256,3 +275,93 @@ def _write(
         "VALUES (?, ?, ?, ?)",
         [article.id, article.content_hash, fingerprint, iso(utc_now())],
     )
+
+
+@dataclass
+class LocalRun:
+    """What `tag_and_link` did: the model it loaded and each part's summary (None if skipped)."""
+
+    model: ThemeModel | None = None
+    themes: TagSummary | None = None
+    entities: LinkSummary | None = None
+
+
+def tag_and_link(
+    db: str | Path,
+    *,
+    load_model: Callable[[], ThemeModel] | None,
+    linker: LinkerSpec | None,
+    workers: int = 1,
+    progress: bool = True,
+) -> LocalRun:
+    """Score themes (if `load_model`) and link entities (if `linker`) on this machine.
+
+    With both parts and two or more cores, linking runs in its own process at the same time as
+    scoring: spaCy on one core, the encoder on the others, then on all of them once linking is
+    done. Each part commits per chunk, so the two writers interleave safely under WAL and an
+    interrupted run resumes where each left off. With one core, the parts run one after the
+    other, linking with `workers` spaCy processes.
+    """
+    run = LocalRun()
+    concurrent = load_model is not None and linker is not None and workers >= 2
+    child = receive = None
+    if concurrent:
+        assert linker is not None
+        # Forked before the encoder loads or runs: its thread pool would not survive a fork.
+        context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+        receive, send = context.Pipe(duplex=False)
+        child = context.Process(
+            target=_link_in_process, args=(str(db), linker, progress, send), daemon=True
+        )
+        child.start()
+        send.close()
+        set_threads(workers - 1)
+    try:
+        if load_model is not None:
+            run.model = load_model()
+
+            def all_cores_when_linked() -> None:
+                if child is not None and not child.is_alive():
+                    set_threads(workers)
+
+            with Corpus(db) as corpus:
+                run.themes = tag(
+                    corpus, run.model, progress=progress, before_chunk=all_cores_when_linked
+                )
+        if child is not None and receive is not None:
+            run.entities = _linked_result(child, receive)
+            child = None
+        elif linker is not None:
+            with Corpus(db) as corpus:
+                run.entities = link_corpus(corpus, linker.build(workers), progress=progress)
+    finally:
+        if child is not None and child.is_alive():
+            child.terminate()
+            child.join()
+    return run
+
+
+def _link_in_process(db: str, linker: LinkerSpec, progress: bool, send: Connection) -> None:
+    try:
+        with Corpus(db) as corpus:
+            summary = link_corpus(corpus, linker.build(1), progress=progress, bar_position=1)
+        send.send(("ok", summary))
+    except BaseException as exc:  # reported to the parent, which raises it
+        send.send(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        send.close()
+
+
+def _linked_result(child: BaseProcess, receive: Connection) -> LinkSummary:
+    try:
+        status, payload = receive.recv()
+    except EOFError:
+        child.join()
+        raise NarrativesError(
+            f"the entity-linking process died (exit code {child.exitcode}); re-run `narratives "
+            "tag`: what was linked before is kept"
+        ) from None
+    child.join()
+    if status != "ok":
+        raise NarrativesError(f"entity linking failed: {payload}")
+    return payload
