@@ -118,9 +118,7 @@ def test_bad_jsonl_lines_are_recorded_and_the_rest_ingested(tmp_path, db):
     assert items == ["line 2", "line 3", "line 4", "line 5", "line 6"]
 
 
-def test_big_jsonl_prepared_in_workers_stores_exactly_what_one_process_does(
-    tmp_path, monkeypatch
-):
+def test_big_jsonl_prepared_in_workers_stores_exactly_what_one_process_does(tmp_path, monkeypatch):
     """Worker processes parse and hash; the writer keeps file order, errors and dedup alike."""
     from narratives import ingest as ingest_module
 

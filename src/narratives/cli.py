@@ -445,8 +445,8 @@ def classify_command(
     type=click.Choice(["local", "ray"]),
     default="local",
     show_default=True,
-    help="local: this process (and --workers spaCy processes); ray: a Ray Data actor pool, "
-    "on this machine or on the cluster at --address (`pip install narratives[ray]`).",
+    help="local: this machine, on --workers cores; ray: a Ray Data actor pool, on this "
+    "machine or on the cluster at --address (`pip install narratives[ray]`), for backfills.",
 )
 @click.option(
     "--address",
@@ -532,10 +532,12 @@ def tag_command(
         if run.entities is not None:
             click.echo(format_link_summary(run.entities))
         click.echo(
-            f"on Ray ({run.address or 'local instance'}): {run.actors} actors x {run.threads} "
-            f"thread(s), {run.chunks} chunks, encoder precision {run.precision}"
+            f"Ray ({run.address or 'local instance'}): {run.actors} actor(s) x {run.threads} "
+            f"thread(s) over {run.chunks} chunk(s), encoder {run.precision}, "
+            f"{run.worker_cpu_seconds:.1f}s of actor CPU"
         )
         return
+
     def load_model() -> ThemeModel:
         model = ThemeModel.load(model_dir, themes_file, precision=precision)
         _warn_fewshot(model)
