@@ -413,7 +413,7 @@ def nlp_stage_rows(articles: list[dict], e2e: dict, precision: str) -> dict:
             "processes": CORES,
         },
         # The raw libraries alone, one after the other on every core, no I/O, no models to
-        # load: the most any pipeline doing this work could reach on this machine.
+        # load: the reference for the whole NLP work (running them side by side can beat it).
         "raw_ceiling_articles_per_s": round(len(articles) / (encoder_s + spacy_s), 2),
     }
 
@@ -490,9 +490,9 @@ def markdown(results: dict) -> str:
         "",
         "## End-to-end: `narratives ingest` + `narratives tag` (themes and entities)",
         "",
-        "| corpus | ingest s | tag s | **articles/s** | tag alone, articles/s | raw-library "
-        "ceiling, articles/s | peak PSS MB (tag tree) | peak RSS MB (tree, shared pages "
-        "counted per process) |",
+        "| corpus | ingest s | tag s | **articles/s** | tag alone, articles/s | raw libraries "
+        "one after the other, articles/s | peak PSS MB (tag tree) | peak RSS MB (tree, shared "
+        "pages counted per process) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for run in runs:
@@ -504,9 +504,10 @@ def markdown(results: dict) -> str:
             )
     lines += [
         "",
-        "The raw-library ceiling is the bare encoder plus spaCy `nlp.pipe` on the same "
+        "The raw libraries column is the bare encoder, then spaCy `nlp.pipe`, on the same "
         "paragraphs, each alone on every core, with no database, no model loading and nothing "
-        "written: what any pipeline doing this work could reach here.",
+        "written. `tag` can beat it because it runs linking beside the encoder, which keeps "
+        "both cores busier than either library manages alone.",
     ]
     lines += [
         "",
@@ -572,18 +573,20 @@ def targets(results: dict) -> list[str]:
             (
                 f"end-to-end ingest + tag, {big['corpus']}",
                 "≥ 8 articles/s",
-                f"{e['articles_per_s']} articles/s (raw-library ceiling "
+                f"{e['articles_per_s']} articles/s (raw libraries one after the other: "
                 f"{big['raw_ceiling_articles_per_s']})",
                 e["articles_per_s"] >= 8,
             )
         )
-        for stage, key in (("classification", "classification"), ("entities", "entities")):
+        for stage in ("classification", "entities"):
+            low = min(runs, key=lambda r: r[stage]["ratio"])
             rows.append(
                 (
-                    f"{stage} vs its raw library, {big['corpus']}",
+                    f"{stage} vs its raw library, every corpus",
                     "≥ 85%",
-                    f"{big[key]['ratio']:.0%}",
-                    big[key]["ratio"] >= 0.85,
+                    f"{big[stage]['ratio']:.0%} on {big['corpus']}; lowest "
+                    f"{low[stage]['ratio']:.0%} ({low['corpus']})",
+                    low[stage]["ratio"] >= 0.85,
                 )
             )
         peak = max(r["end_to_end"]["peak_pss_mb"] for r in runs)
