@@ -52,15 +52,6 @@ VM = {
     "usd_per_hour": 0.714,
 }
 TYPICAL_WORDS = 700  # a wire story, for the scaled estimate
-TABLES = {
-    "paragraph_themes": "SELECT * FROM paragraph_themes ORDER BY article_id, position, theme",
-    "article_themes": "SELECT * FROM article_themes ORDER BY article_id, theme",
-    "theme_evidence": "SELECT * FROM theme_evidence ORDER BY article_id, theme, rank",
-    "mentions": "SELECT * FROM mentions ORDER BY article_id, paragraph, start",
-    "entities": "SELECT * FROM entities ORDER BY id",
-    "tagged": "SELECT article_id, content_hash, model FROM tagged ORDER BY article_id",
-    "linked": "SELECT article_id, content_hash, linker FROM linked ORDER BY article_id",
-}
 
 
 def build_corpus(n: int, db: Path) -> dict[str, float]:
@@ -196,11 +187,6 @@ def timed(config: str, db: Path) -> dict[str, object]:
     return result
 
 
-def rows(db: Path) -> dict[str, list[tuple]]:
-    with sqlite3.connect(db) as conn:
-        return {t: conn.execute(sql).fetchall() for t, sql in TABLES.items()}
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--articles", type=int, default=1024)
@@ -213,7 +199,7 @@ def main() -> int:
         print(json.dumps(run_one(args.run_one, args.db)))
         return 0
 
-    from narratives.tag import CHUNK
+    from narratives.tag import CHUNK, result_rows
 
     n, half = args.articles, args.articles // 2
     if n % (4 * CHUNK):  # both runs: an even number of whole chunks, so 2 actors share alike
@@ -235,9 +221,9 @@ def main() -> int:
             for config in halves:
                 half_db = copy_db(work / "half.db", work / f"{config}_half.db")
                 runs[f"{config}_half"].append(timed(config, half_db))
-            local_rows = rows(work / "local.db")
+            local_rows = result_rows(work / "local.db")
             for config in identical:
-                identical[config] &= rows(work / f"{config}.db") == local_rows
+                identical[config] &= result_rows(work / f"{config}.db") == local_rows
     # Medians over the rounds; a marginal rate pairs a round's full and half runs of one engine.
     # Start-up is what is left of an end-to-end time.
     median = statistics.median

@@ -24,6 +24,7 @@ from narratives.ingest import ingest
 from narratives.kb import load_kb
 from narratives.mentions import link_corpus
 from narratives.store import Corpus
+from narratives.tag import RESULT_QUERIES, result_rows
 
 ray = pytest.importorskip("ray")
 
@@ -40,18 +41,6 @@ KB = ROOT / "corpus" / "sample" / "kb.toml"
 MODEL = ROOT / "models" / "themes"
 ARTICLES = 20
 CHUNK = 6  # 20 articles: 4 chunks, so both actors work and chunking is exercised
-
-# Every table the two stages write, in a fixed order; the ledgers without their timestamps.
-TABLES = {
-    "themes": "SELECT * FROM themes ORDER BY id",
-    "paragraph_themes": "SELECT * FROM paragraph_themes ORDER BY article_id, position, theme",
-    "article_themes": "SELECT * FROM article_themes ORDER BY article_id, theme",
-    "theme_evidence": "SELECT * FROM theme_evidence ORDER BY article_id, theme, rank",
-    "mentions": "SELECT * FROM mentions ORDER BY article_id, paragraph, start",
-    "entities": "SELECT * FROM entities ORDER BY id",
-    "tagged": "SELECT article_id, content_hash, model FROM tagged ORDER BY article_id",
-    "linked": "SELECT article_id, content_hash, linker FROM linked ORDER BY article_id",
-}
 
 
 @pytest.fixture(scope="module")
@@ -101,14 +90,9 @@ def engines(ray_instance, tmp_path_factory) -> dict[str, object]:
     }
 
 
-def _rows(db: Path) -> dict[str, list[tuple]]:
-    with sqlite3.connect(db) as conn:
-        return {table: conn.execute(sql).fetchall() for table, sql in TABLES.items()}
-
-
 def test_ray_engine_writes_the_local_engines_rows(engines):
-    local, on_ray = _rows(engines["local_db"]), _rows(engines["ray_db"])
-    for table in TABLES:
+    local, on_ray = result_rows(engines["local_db"]), result_rows(engines["ray_db"])
+    for table in RESULT_QUERIES:
         assert local[table], f"the local engine wrote no {table}"
         assert on_ray[table] == local[table], f"{table} differs between the engines"
     assert len(local["tagged"]) == len(local["linked"]) == ARTICLES

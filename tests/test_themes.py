@@ -395,10 +395,9 @@ def test_linking_beside_scoring_in_its_own_process_writes_what_one_after_the_oth
     tiny_model, tmp_path
 ):
     from narratives.mentions import LinkerSpec
-    from narratives.tag import tag_and_link
+    from narratives.tag import result_rows, tag_and_link
 
     spec = LinkerSpec(built_kb=None)
-    tables = ("paragraph_themes", "article_themes", "theme_evidence", "mentions", "entities")
     rows = {}
     for workers in (1, 2):
         (tmp_path / f"w{workers}").mkdir()
@@ -411,11 +410,7 @@ def test_linking_beside_scoring_in_its_own_process_writes_what_one_after_the_oth
             progress=False,
         )
         assert run.themes.articles == 5 and run.entities.articles == 5
-        with Corpus(db) as corpus:
-            rows[workers] = {
-                t: corpus.db.execute(f"SELECT * FROM {t} ORDER BY 1, 2, 3").fetchall()
-                for t in tables
-            }
+        rows[workers] = result_rows(db)
         again = tag_and_link(
             db,
             load_model=lambda: ThemeModel.load(tiny_model),

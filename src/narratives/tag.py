@@ -277,6 +277,26 @@ def _write(
     )
 
 
+# Every table `tag` writes, in a fixed order; the ledgers without their timestamps.
+RESULT_QUERIES = {
+    "themes": "SELECT * FROM themes ORDER BY id",
+    "paragraph_themes": "SELECT * FROM paragraph_themes ORDER BY article_id, position, theme",
+    "article_themes": "SELECT * FROM article_themes ORDER BY article_id, theme",
+    "theme_evidence": "SELECT * FROM theme_evidence ORDER BY article_id, theme, rank",
+    "mentions": "SELECT * FROM mentions ORDER BY article_id, paragraph, start",
+    "entities": "SELECT * FROM entities ORDER BY id",
+    "tagged": "SELECT article_id, content_hash, model FROM tagged ORDER BY article_id",
+    "linked": "SELECT article_id, content_hash, linker FROM linked ORDER BY article_id",
+}
+
+
+def result_rows(db: str | Path) -> dict[str, list[tuple[object, ...]]]:
+    """What `tag` wrote, table by table, timestamps aside: two runs (engines, core counts)
+    that did the same work compare equal."""
+    with Corpus(db) as corpus:
+        return {t: corpus.db.execute(sql).fetchall() for t, sql in RESULT_QUERIES.items()}
+
+
 @dataclass
 class LocalRun:
     """What `tag_and_link` did: the model it loaded and each part's summary (None if skipped)."""
