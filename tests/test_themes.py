@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
 from narratives.classifier import (
@@ -524,8 +525,12 @@ def test_precision_resolves_from_choice_then_environment(monkeypatch: pytest.Mon
         encoder.resolve_precision("int4")
 
 
-def test_bf16_scores_like_fp32_and_is_fingerprinted_apart(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The committed model under bf16 autocast: same labels, probabilities within 0.02."""
+@pytest.mark.parametrize("precision", ["bf16", "bf16-mixed"])
+def test_bf16_scores_like_fp32_and_is_fingerprinted_apart(
+    monkeypatch: pytest.MonkeyPatch, precision: str
+) -> None:
+    """The committed model in bf16, whole or under autocast: same labels, probabilities
+    within 0.02, a fingerprint of its own."""
     from narratives.classifier import MODEL_DIR, ThemeModel
 
     monkeypatch.delenv("NARRATIVES_ENCODER", raising=False)  # the module's tiny one may be set
@@ -536,8 +541,12 @@ def test_bf16_scores_like_fp32_and_is_fingerprinted_apart(monkeypatch: pytest.Mo
         Passage("The company reported quarterly revenue in line with expectations."),
     ]
     fp32 = ThemeModel.load(MODEL_DIR, precision="fp32")
-    bf16 = ThemeModel.load(MODEL_DIR, precision="bf16")
+    bf16 = ThemeModel.load(MODEL_DIR, precision=precision)
     p32, p16 = fp32.predict(passages), bf16.predict(passages)
     assert np.abs(p32 - p16).max() < 0.02
     assert fp32.labels(p32) == bf16.labels(p16)
     assert fp32.fingerprint() != bf16.fingerprint()
+    if precision == "bf16":
+        assert next(bf16.encoder.transformer.parameters()).dtype == torch.bfloat16
+        other = ThemeModel.load(MODEL_DIR, precision="bf16-mixed")
+        assert other.fingerprint() not in {fp32.fingerprint(), bf16.fingerprint()}

@@ -94,6 +94,11 @@ class ModelSpec:
         )
 
 
+# What each precision adds to the fingerprint. bf16-mixed was called bf16 before whole-model
+# bf16 existed: corpora it tagged stay current under its new name.
+FINGERPRINT_PRECISION = {"bf16": "bf16-weights", "bf16-mixed": "bf16"}
+
+
 class ThemeModel:
     """Scores passages for every theme of a themes file.
 
@@ -276,7 +281,7 @@ class ThemeModel:
         """Identifies the scores this model gives: weights, calibration and theme definitions."""
         digest = hashlib.sha256(json.dumps(self.spec.to_json(), sort_keys=True).encode())
         if self.precision != "fp32":  # bf16 scores differ in the third decimal: not mixed
-            digest.update(self.precision.encode())
+            digest.update(FINGERPRINT_PRECISION[self.precision].encode())
         for theme in self.themes:
             digest.update(json.dumps([theme.id, theme.examples, theme.counter_examples]).encode())
         return digest.hexdigest()[:16]
