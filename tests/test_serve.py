@@ -310,3 +310,18 @@ def test_shipped_metadata_is_valid_json_compatible_yaml():
     metadata = load_metadata()
     json.dumps(metadata)
     assert metadata["databases"]["corpus"]["queries"]
+
+
+def test_an_untagged_corpus_serves_its_article_overview(tmp_path):
+    """Before `tag` the overview has no narrative columns: its facets must not name them."""
+    path = tmp_path / "fresh.db"
+    with Corpus(path) as corpus:
+        when = datetime(2024, 7, 15, tzinfo=UTC)
+        corpus.save(
+            Article(title="Small caps rally", text="Small caps rallied on rate-cut bets.",
+                    published=when, date_source=DateSource.ARTICLE, fetched_at=when,
+                    obtained=Obtained.FILE, source="t.jsonl", url="https://a.example/x")
+        )  # fmt: skip
+    response = get(make_datasette(path), "/fresh/article_overview.json?_size=5")
+    assert response.status_code == 200, response.text
+    assert response.json()["rows"][0][4] == "Small caps rally"

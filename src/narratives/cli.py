@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
@@ -44,6 +45,20 @@ from narratives.training import (
     train,
     write_model_card,
 )
+
+
+def _networks(
+    _ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> tuple[str, ...]:
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise click.BadParameter(
+                f"{value!r} is not a network: write an address or CIDR, e.g. 10.20.0.0/16"
+            ) from None
+    return values
+
 
 db_option = click.option(
     "--db",
@@ -239,7 +254,17 @@ def cli(verbose: int) -> None:
 @click.option(
     "--allow-private",
     is_flag=True,
-    help="Allow fetching loopback/private addresses (crawling your own intranet).",
+    help="Allow fetching loopback, private and link-local addresses (crawling your own "
+    "intranet). Without it such addresses are refused, checked after DNS and on every redirect.",
+)
+@click.option(
+    "--allow-network",
+    "allow_networks",
+    metavar="CIDR",
+    multiple=True,
+    callback=_networks,
+    help="Allow one non-public network only, e.g. 10.20.0.0/16 (repeatable); narrower than "
+    "--allow-private.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
@@ -257,6 +282,7 @@ def ingest_command(
     timeout: float,
     ignore_robots: bool,
     allow_private: bool,
+    allow_networks: tuple[str, ...],
     as_json: bool,
     no_progress: bool,
 ) -> None:
@@ -286,6 +312,7 @@ def ingest_command(
         total_timeout=timeout,
         respect_robots=not ignore_robots,
         allow_private=allow_private,
+        allow_networks=allow_networks,
     )
     summary = ingest(
         db,

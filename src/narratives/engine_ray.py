@@ -28,7 +28,7 @@ import os
 import pickle
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -350,9 +350,10 @@ def tag_ray(
     instance is started on this machine's cores and shut down after. `actors` is the pool size
     (default: the cluster's CPUs over `threads`, at most one per chunk); each actor runs torch on
     `threads` threads and reserves as many CPUs. `precision` is the encoder's (`auto`, `fp32`,
-    `bf16`; `ThemeModel.load`'s default); `auto` is settled once, on a worker, and every actor
-    then uses what it settled on. A Ray instance already initialised in this process is used as
-    it is.
+    `bf16`, `bf16-mixed`; `ThemeModel.load`'s default); `auto` is settled once, on a worker,
+    and every actor then uses what it settled on. A Ray instance already initialised in this
+    process is used as it is. Like the local engine, it refuses to start while another process
+    tags the same corpus (`CorpusBusy`).
     """
     ray = _import_ray()
     started = time.monotonic()
@@ -370,13 +371,17 @@ def tag_ray(
         spacy_model=spacy_model or os.environ.get(SPACY_ENV) or None,
         threads=threads,
     )
-    ours = _start_ray(ray, address, max(os.cpu_count() or 1, (actors or 1) * threads))
-    try:
-        with _data_context(ray):
-            return _run(ray, corpus, config, address, actors, progress, started)
-    finally:
-        if ours:
-            ray.shutdown()
+    with ExitStack() as jobs:  # the local engines' locks: one writer per job and corpus
+        for job, wanted in (("themes", themes), ("entities", entities)):
+            if wanted:
+                jobs.enter_context(corpus.exclusive(job))
+        ours = _start_ray(ray, address, max(os.cpu_count() or 1, (actors or 1) * threads))
+        try:
+            with _data_context(ray):
+                return _run(ray, corpus, config, address, actors, progress, started)
+        finally:
+            if ours:
+                ray.shutdown()
 
 
 @contextmanager

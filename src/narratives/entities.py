@@ -49,7 +49,8 @@ EXCHANGES = (
 _SYMBOL = r"[A-Z][A-Z0-9]{0,5}(?:[./-][A-Z]{1,2})?"
 _PAREN = re.compile(rf"\((?:(?P<exch>{EXCHANGES})\s*:\s*)?(?P<sym>{_SYMBOL})\)")
 _RIC = re.compile(r"\.(?:N|O|OQ|K)$")  # Reuters' exchange suffixes: JPM.N, NVDA.O
-_CASHTAG = re.compile(r"(?<![\w$])\$(?P<sym>[A-Z]{1,6}(?:[./][A-Z])?)\b")
+# Share classes as every site writes them: $BRK.B, $BRK/B and (Yahoo's) $BRK-B.
+_CASHTAG = re.compile(r"(?<![\w$])\$(?P<sym>[A-Z]{1,6}(?:[./-][A-Z])?)\b")
 _QUOTE = re.compile(rf"(?<=\s)(?P<sym>{_SYMBOL}),?\s+[+\-−–]\d+(?:\.\d+)?%")
 _CAPITAL_WORD = re.compile(r"^(?:[A-Z0-9]|[a-z]+[A-Z.])")  # Apple, 3M, eBay, iShares, e.l.f.
 _NAME_JOINERS = {"&", "of", "de", "y"}
@@ -361,6 +362,8 @@ class EntityLinker:
     ) -> Entity | None:
         entity = self._lookup(symbol)
         name = text[name_span[0] : name_span[1]] if name_span else None
+        if entity is not None and qualified:
+            return entity  # "(NYSE: IT)" is Gartner: no acronym or common word has an exchange
         if entity is not None:
             named = bool(name) and self._names(entity.id, name)
             if name and not named and _is_acronym(symbol, name):

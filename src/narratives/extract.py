@@ -22,6 +22,7 @@ from trafilatura.xml import xmltotxt
 from narratives.dates import parse_date
 from narratives.errors import DateError, ExtractionError
 from narratives.text import WORD, clean_text, word_count
+from narratives.urls import is_http_url
 
 
 @dataclass(frozen=True)
@@ -206,7 +207,7 @@ def _jsonld_objects(tree: lxml_html.HtmlElement) -> Iterator[dict[str, Any]]:
         raw = re.sub(r"^\s*(?://)?\s*(?:<!--|<!\[CDATA\[)|(?://)?\s*(?:-->|\]\]>)\s*$", "", raw)
         try:
             data = json.loads(raw, strict=False)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: `[[[[…` nested past the stack
             continue
         yield from _unfold_jsonld(data, depth=0)
 
@@ -259,7 +260,8 @@ def _jsonld_names(value: Any) -> list[str]:
     return []
 
 
-_MARKUP = re.compile(r"<[a-zA-Z!/][^>]*>")
+# No `<` inside a tag, so a `<a<a<a…` flood is searched in linear, not quadratic, time.
+_MARKUP = re.compile(r"<[a-zA-Z!/][^<>]*>")
 
 
 def _plain(text: str | None) -> str | None:
@@ -277,6 +279,37 @@ def _plain(text: str | None) -> str | None:
             text = fragment.text_content()
     text = " ".join(text.split())
     return text or None
+
+
+# A `<` that another `<` (or the end) follows before any `>`: it opens no tag.
+_STRAY_LT = re.compile(r"<(?=[^<>]*(?:<|$))")
+
+
+def _defuse_tag_floods(tree: lxml_html.HtmlElement) -> None:
+    """Drop the stray `<`s of meta contents and JSON-LD blocks, once this module has read them.
+
+    trafilatura strips tags from those with `<[^>]*>`, which rescans to the end from every `<`
+    of a `<a<a<a…` flood: a hostile page of a few MB would stall it for hours.
+    """
+    for element in tree.xpath("//meta[@content]"):
+        content = element.get("content")
+        if "<" in content:
+            element.set("content", _STRAY_LT.sub("", content))
+    for element in tree.xpath("//script[@type='application/ld+json']"):
+        if element.text and "<" in element.text:
+            element.text = _STRAY_LT.sub("", element.text)
+
+
+def _http_url(href: str | None, *, base: str | None) -> str | None:
+    """`href` made absolute against `base`, if that gives a well-formed http(s) URL; else None
+    (relative with no page URL, another scheme, or a malformed host or port)."""
+    if not href:
+        return None
+    try:
+        absolute = urljoin(base, href) if base else href
+    except ValueError:  # urllib on an IPv6 bracket that does not close: "http://[::1"
+        return None
+    return absolute if is_http_url(absolute) else None
 
 
 def _join_authors(names: list[str]) -> str | None:
@@ -595,6 +628,7 @@ def extract_page(
     # JSON-LD stays for trafilatura's own metadata reading.
     for element in tree.xpath("//script[not(@type='application/ld+json')] | //style"):
         element.drop_tree()
+    _defuse_tag_floods(tree)
     lines, document = _body_text(tree, url)
 
     meta = page.meta
@@ -634,11 +668,7 @@ def extract_page(
     authors = _jsonld_names(article.get("author")) if article else []
     if not authors and document is not None and document.author:
         authors = document.author.split(";")
-    canonical = page.canonical or meta.get("og:url")
-    if canonical and url:
-        canonical = urljoin(url, canonical)
-    if canonical and not canonical.startswith(("http://", "https://")):
-        canonical = None  # relative, with no page URL to resolve it against
+    canonical = _http_url(page.canonical or meta.get("og:url"), base=url)
     site_name = (
         meta.get("og:site_name")
         or (_jsonld_text(article.get("publisher")) if article else None)

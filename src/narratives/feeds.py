@@ -20,9 +20,12 @@ from narratives.urls import canonicalize, is_http_url
 log = logging.getLogger(__name__)
 
 DEFAULT_FEEDS = "default"  # `--feeds default` names the feeds file shipped with the package
-# A feed's root element, after any XML declaration, processing instructions, comments, doctype.
+# A feed's root element, after any XML declaration, processing instructions, comments, doctype
+# (with its internal subset: feedparser ignores the entities declared there).
 _FEED_START = re.compile(
-    rb"^\s*(?:(?:<\?[^>]*\?>|<!--.*?-->|<!DOCTYPE[^>]*>)\s*)*<(rss|feed|rdf:RDF)\b", re.S
+    rb"^\s*(?:(?:<\?[^>]*\?>|<!--.*?-->|<!DOCTYPE[^>\[]*(?:\[.*?\])?\s*>)\s*)*"
+    rb"<(rss|feed|rdf:RDF)\b",
+    re.S,
 )
 FEED_CONTENT_TYPES = frozenset(
     {

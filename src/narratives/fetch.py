@@ -7,15 +7,17 @@ import ipaddress
 import logging
 import random
 import socket
+import ssl
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
 
+import httpcore
 import httpx
 
 from narratives import __version__
@@ -51,6 +53,17 @@ class FetchPolicy:
     respect_robots: bool = True
     max_crawl_delay: float = 30.0  # cap on a robots.txt Crawl-delay
     allow_private: bool = False  # fetch loopback / private / link-local addresses
+    # Networks fetched even though not public (your intranet), e.g. ("10.1.0.0/16",).
+    allow_networks: tuple[str, ...] = ()
+
+    def allows_address(self, address: str) -> bool:
+        """Whether an IP address may be connected to: public, or allowed by this policy."""
+        if self.allow_private:
+            return True
+        ip = _ip(address)
+        if any(ip in ipaddress.ip_network(net, strict=False) for net in self.allow_networks):
+            return True
+        return not _is_private(address)
 
 
 @dataclass
@@ -138,7 +151,7 @@ class Fetcher:
                 pool=self.policy.total_timeout,
             ),
             follow_redirects=False,
-            transport=transport,
+            transport=transport or _GuardedTransport(self.policy),
             trust_env=False,
         )
         self._gates: dict[str, _HostGate] = {}
@@ -227,14 +240,9 @@ class Fetcher:
         parts = urlsplit(url)
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
             raise FetchError("bad_scheme", f"only http(s) URLs are fetched, not {url!r}")
-        if not self.policy.allow_private:
-            for address in _resolve(parts.hostname, parts.port):
-                if _is_private(address):
-                    raise FetchError(
-                        "private_address",
-                        f"{parts.hostname} resolves to non-public address {address}; "
-                        "pass --allow-private to crawl your own network",
-                    )
+        # Checked here for a clear error before robots.txt is asked for, and again by the
+        # transport on the address it actually connects to.
+        _allowed_addresses(parts.hostname, parts.port, self.policy)
 
     def _load_robots(self, origin: str) -> RobotFileParser | FetchError:
         parser = RobotFileParser()
@@ -310,6 +318,7 @@ class Fetcher:
     ) -> Response:
         limit = max_bytes or self.policy.max_bytes
         deadline = time.monotonic() + self.policy.total_timeout
+        _deadline.at = deadline  # the transport's reads stop there, headers included
         try:
             with self._client.stream("GET", url, headers=headers) as stream:
                 declared = stream.headers.get("content-length", "")
@@ -341,6 +350,8 @@ class Fetcher:
             raise FetchError(reason, f"{url}: {exc or type(exc).__name__}") from exc
         except httpx.HTTPError as exc:
             raise FetchError("connection", f"{url}: {exc or type(exc).__name__}") from exc
+        finally:
+            _deadline.at = None
 
 
 def _read_capped(chunks: Iterator[bytes], limit: int, deadline: float, url: str) -> bytes:
@@ -431,11 +442,122 @@ def _resolve(host: str, port: int | None) -> list[str]:
     return sorted({str(info[4][0]) for info in infos})
 
 
-def _is_private(address: str) -> bool:
+def _ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     ip = ipaddress.ip_address(address.split("%")[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+        return ip.ipv4_mapped
+    return ip
+
+
+def _is_private(address: str) -> bool:
+    """Loopback, private, link-local (cloud metadata), reserved, shared, multicast: not public."""
+    ip = _ip(address)
     return not ip.is_global or ip.is_multicast
+
+
+def _allowed_addresses(host: str, port: int | None, policy: FetchPolicy) -> list[str]:
+    """`host`'s addresses, or `FetchError('private_address')` if any is one the policy refuses.
+
+    One non-public answer refuses the host: a name that resolves both ways is not trusted.
+    """
+    addresses = _resolve(host, port)
+    for address in addresses:
+        if not policy.allows_address(address):
+            raise FetchError(
+                "private_address",
+                f"{host} resolves to non-public address {address}; pass --allow-private (or "
+                "--allow-network CIDR) to crawl your own network",
+            )
+    return addresses
+
+
+# When the response being fetched on this thread must be complete (time.monotonic()): a server
+# that drips its headers or body a byte at a time never trips a per-read timeout.
+_deadline = threading.local()
+
+
+def _time_left(timeout: float | None) -> float | None:
+    """`timeout`, shortened to what is left before this thread's deadline."""
+    deadline = getattr(_deadline, "at", None)
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise httpcore.ReadTimeout("the total time limit for this response has passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write ends by the current response's deadline."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _time_left(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _time_left(timeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        inner = self._inner.start_tls(ssl_context, server_hostname, _time_left(timeout))
+        return _DeadlineStream(inner)
+
+    def get_extra_info(self, info: str) -> object:
+        return self._inner.get_extra_info(info)
+
+
+class _GuardedBackend(httpcore.SyncBackend):
+    """Opens TCP connections only to addresses the policy allows, resolving the name itself and
+    connecting to the address it checked: a DNS answer that changes between a check and the
+    connection (rebinding) cannot reach a private host. Its connections keep to the deadline."""
+
+    def __init__(self, policy: FetchPolicy) -> None:
+        self.policy = policy
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[tuple] | None = None,
+    ) -> httpcore.NetworkStream:
+        error: Exception | None = None
+        for address in _allowed_addresses(host, port, self.policy):
+            try:
+                stream = super().connect_tcp(
+                    address, port, _time_left(timeout), local_address, socket_options
+                )
+                return _DeadlineStream(stream)
+            except httpcore.ConnectError as exc:  # try the host's next address
+                error = exc
+        assert error is not None  # _resolve returns at least one address or raises
+        raise error
+
+
+class _GuardedTransport(httpx.HTTPTransport):
+    """httpx's own transport over `_GuardedBackend`: TLS still verifies the host's name."""
+
+    def __init__(self, policy: FetchPolicy) -> None:
+        super().__init__(trust_env=False)
+        # httpx takes no network backend, so its pool is rebuilt with ours (same TLS context).
+        limits = httpx.Limits()  # httpx's defaults, which its pool was built with
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=self._pool._ssl_context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_GuardedBackend(policy),
+        )
 
 
 def _is_dns_failure(exc: Exception) -> bool:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import codecs
+import hashlib
 import itertools
 import json
 import logging
 import multiprocessing
 import os
+import re
 import sys
 import time
 from collections import Counter, deque
@@ -45,6 +48,7 @@ from narratives.warc import (
     load_hosts,
     normalize_host,
 )
+from narratives.workers import die_with
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +202,8 @@ def ingest(
     line, `#` comments) keep only pages of those hosts or their subdomains from WARC files;
     other sources are not filtered by host.
     Returns counts of what happened; failures are recorded in `ingest_errors`, never raised,
-    except when there is nothing at all to ingest or the host file is unusable.
+    except when there is nothing at all to ingest, the host file is unusable, or another ingest
+    is running on the same corpus (`CorpusBusy`).
     """
     wanted = [normalize_host(host) for host in hosts]
     if host_file is not None:
@@ -214,7 +219,7 @@ def ingest(
     )
     corpus = db if isinstance(db, Corpus) else Corpus(db)
     try:
-        with Ingestor(corpus, options, fetcher=fetcher) as ingestor:
+        with corpus.exclusive("ingest"), Ingestor(corpus, options, fetcher=fetcher) as ingestor:
             return ingestor.run(list(sources), feeds=feeds)
     finally:
         if corpus is not db:
@@ -473,8 +478,7 @@ class Ingestor:
         origin = _EntryOrigin(source, publisher, feed_title, feed_url)
         unique: dict[str, FeedEntry] = {}
         for entry in entries:
-            key = entry.link or entry.guid or f"{entry.title}|{entry.published_raw}"
-            unique.setdefault(key, entry)
+            unique.setdefault(entry.link or entry.guid or _entry_identity(entry), entry)
         to_fetch: list[FeedEntry] = []
         summaries: list[_PageResult] = []
         since = self.options.since
@@ -581,7 +585,14 @@ class Ingestor:
         data = _read_bytes(path)
         parsed = parse_feed(data, base_url=None)
         if parsed.warning:
-            log.info("%s: %s", path, parsed.warning)
+            # A polled feed keeps this in `feeds.last_error`; a file has only the errors table.
+            self.corpus.record_error(
+                str(path),
+                "malformed_feed",
+                f"read {len(parsed.entries)} entries from a malformed feed ({parsed.warning}); "
+                "entries past the damage may be missing: fix the XML and ingest it again",
+                run_id=self.run_id,
+            )
         self.ingest_entries(
             parsed.entries,
             source=str(path),
@@ -691,7 +702,12 @@ class Ingestor:
         Big files are parsed, cleaned and hashed in worker processes while this one writes,
         a batch per transaction, in file order.
         """
-        lines = _read_bytes(path).decode("utf-8", errors="replace").splitlines()
+        data = _read_bytes(path)
+        if data.startswith(codecs.BOM_UTF8):
+            data = data[len(codecs.BOM_UTF8) :]
+        # Split as bytes, at \n, \r\n and \r only: str.splitlines() also breaks at U+2028 and
+        # U+0085, which JSON allows unescaped inside strings, and would cut a record in two.
+        lines = data.splitlines()
         fetched_at = utc_now()
         batches = [
             (str(path), fetched_at, start + 1, lines[start : start + BATCH])
@@ -730,16 +746,17 @@ _Prepared = tuple[int, Article | None, TextDigest | None, tuple[str, str] | None
 
 
 def _prepare_records(
-    source: str, fetched_at: datetime, first: int, lines: list[str]
+    source: str, fetched_at: datetime, first: int, lines: list[bytes]
 ) -> list[_Prepared]:
     """(line number, article, digest, (reason, detail) of an error) for each line; blank lines
     give neither article nor error. Pure, so it runs in a worker process."""
     out: list[_Prepared] = []
-    for number, line in enumerate(lines, start=first):
-        if not line.strip():
-            out.append((number, None, None, None))
-            continue
+    for number, raw in enumerate(lines, start=first):
         try:
+            line = _utf8_line(raw)
+            if not line.strip():
+                out.append((number, None, None, None))
+                continue
             article = article_from_record(
                 _json_line(line), source=source, fetched_at=fetched_at, line=number
             )
@@ -763,7 +780,10 @@ def _parallel_map(
         yield (function(*job) for job in jobs)
         return
     context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=die_with, initargs=(os.getpid(),)
+    )
+    with pool:
 
         def results() -> Iterator[_T]:
             pending: deque[Future[_T]] = deque()
@@ -786,11 +806,25 @@ class RecordError(NarrativesError):
     """A JSONL record is malformed."""
 
 
+def _utf8_line(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecordError(
+            f"not valid UTF-8: byte {raw[exc.start]:#04x} at byte {exc.start + 1} of the line; "
+            "save the file as UTF-8"
+        ) from exc
+
+
 def _json_line(line: str) -> dict[str, Any]:
     try:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
         raise RecordError(f"not valid JSON: {exc.msg} at column {exc.colno}") from exc
+    except ValueError as exc:  # an integer of more than 4,300 digits
+        raise RecordError(f"not usable JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise RecordError("not usable JSON: arrays or objects nested too deeply") from exc
     if not isinstance(record, dict):
         raise RecordError(f"expected a JSON object, got {type(record).__name__}")
     return record
@@ -920,8 +954,18 @@ def article_from_entry(
         author=entry.author,
         publisher=publisher,
         site=site,
-        source_id=entry.guid,
+        # Without link or guid, the file/feed key would merge every such entry into one article.
+        source_id=entry.guid or (None if entry.link else _entry_identity(entry)),
     )
+
+
+def _entry_identity(entry: FeedEntry) -> str:
+    """What tells apart feed entries that have neither link nor guid: title and date, else text."""
+    if entry.title:
+        identity = f"{entry.title}|{entry.published_raw or ''}"
+    else:
+        identity = f"|{entry.summary or ''}"
+    return "entry:" + hashlib.sha256(identity.encode("utf-8", "replace")).hexdigest()[:20]
 
 
 def _choose_date(
@@ -935,12 +979,27 @@ def _choose_date(
             log.info("rejected article date: %s", exc)
     if entry is not None:
         for candidate in (entry.published_raw, entry.published):
+            if isinstance(candidate, datetime) and not _names_day(entry.published_raw, candidate):
+                continue  # feedparser's guess at a date string it could not read
             if candidate:
                 try:
                     return parse_date(candidate), DateSource.FEED
                 except DateError as exc:
                     log.info("rejected feed date: %s", exc)
     return fetched_at, DateSource.FETCHED
+
+
+def _names_day(raw: str | None, moment: datetime) -> bool:
+    """Whether `raw` holds `moment`'s year and day of the month as numbers (or there is no raw).
+
+    feedparser reads what it cannot parse into some date anyway: "2024-13-45" as 2025-01-01,
+    "-1721037600" as a day in June, an offset of +99:00 as four days earlier. Its reading is a
+    fallback for formats parse_date does not know, not for ones parse_date refused.
+    """
+    if not raw:
+        return True
+    numbers = {int(n) for n in re.findall(r"\d{1,4}", raw)}
+    return (moment.year in numbers or moment.year % 100 in numbers) and moment.day in numbers
 
 
 def _line_id(url: str | None, source: str, line: int | None) -> str | None:

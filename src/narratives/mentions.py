@@ -92,51 +92,52 @@ def link_corpus(
     Each chunk of articles is written in one transaction, so an interrupted run loses nothing
     and leaves no article half-linked; a re-run does only what is left.
     """
-    started = time.monotonic()
-    corpus.apply_schema(MENTIONS_SCHEMA)
-    fingerprint = linker.fingerprint()
-    pending = corpus.stale_articles("linked", "linker", fingerprint)
-    summary = LinkSummary(linker=fingerprint, skipped=corpus.count("articles") - len(pending))
-    by_kind: dict[str, int] = {}
-    loaded: deque[ArticleText] = deque()
+    with corpus.exclusive("entities"):
+        started = time.monotonic()
+        corpus.apply_schema(MENTIONS_SCHEMA)
+        fingerprint = linker.fingerprint()
+        pending = corpus.stale_articles("linked", "linker", fingerprint)
+        summary = LinkSummary(linker=fingerprint, skipped=corpus.count("articles") - len(pending))
+        by_kind: dict[str, int] = {}
+        loaded: deque[ArticleText] = deque()
 
-    def articles() -> Iterator[tuple[str, list[str]]]:
-        # Read a chunk at a time, so memory stays flat however many articles are pending.
-        for chunk in chunked(pending, CHUNK):
-            for article in corpus.article_texts(chunk):
-                loaded.append(article)
-                yield str(article.id), [text for _, text in article.paragraphs]
+        def articles() -> Iterator[tuple[str, list[str]]]:
+            # Read a chunk at a time, so memory stays flat however many articles are pending.
+            for chunk in chunked(pending, CHUNK):
+                for article in corpus.article_texts(chunk):
+                    loaded.append(article)
+                    yield str(article.id), [text for _, text in article.paragraphs]
 
-    def write(batch: list[tuple[int, str, list[Mention]]]) -> None:
-        with corpus.transaction():
-            for article_id, content_hash, mentions in batch:
-                _write(corpus, article_id, content_hash, mentions, linker, fingerprint)
-                for m in mentions:
-                    by_kind[m.kind] = by_kind.get(m.kind, 0) + 1
-                summary.mentions += len(mentions)
-        summary.articles += len(batch)
+        def write(batch: list[tuple[int, str, list[Mention]]]) -> None:
+            with corpus.transaction():
+                for article_id, content_hash, mentions in batch:
+                    _write(corpus, article_id, content_hash, mentions, linker, fingerprint)
+                    for m in mentions:
+                        by_kind[m.kind] = by_kind.get(m.kind, 0) + 1
+                    summary.mentions += len(mentions)
+            summary.articles += len(batch)
 
-    with tqdm(
-        total=len(pending),
-        unit="article",
-        desc="linking entities",
-        disable=not progress or None,
-        position=bar_position,
-    ) as bar:
-        batch: list[tuple[int, str, list[Mention]]] = []
-        for mentions in linker.link_articles(articles()):
-            article = loaded.popleft()
-            batch.append((article.id, article.content_hash, mentions))
-            if len(batch) >= CHUNK:
+        with tqdm(
+            total=len(pending),
+            unit="article",
+            desc="linking entities",
+            disable=not progress or None,
+            position=bar_position,
+        ) as bar:
+            batch: list[tuple[int, str, list[Mention]]] = []
+            for mentions in linker.link_articles(articles()):
+                article = loaded.popleft()
+                batch.append((article.id, article.content_hash, mentions))
+                if len(batch) >= CHUNK:
+                    write(batch)
+                    bar.update(len(batch))
+                    batch = []
+            if batch:
                 write(batch)
                 bar.update(len(batch))
-                batch = []
-        if batch:
-            write(batch)
-            bar.update(len(batch))
-    summary.by_kind = by_kind
-    summary.seconds = time.monotonic() - started
-    return summary
+        summary.by_kind = by_kind
+        summary.seconds = time.monotonic() - started
+        return summary
 
 
 def _write(

@@ -184,6 +184,17 @@ def build_metadata(db: Path) -> dict[str, Any]:
             # The name only: the themes table has the long descriptions.
             for theme, title in conn.execute("SELECT id, name FROM themes"):
                 overview.setdefault(theme, f"{title}: the article's score (0-1)")
+        # A facet on a column this corpus's view lacks (top_narrative before `tag`) would
+        # fail the whole page.
+        for table, meta in databases[name]["tables"].items():
+            columns = {row[1] for row in conn.execute(f"PRAGMA table_info({_quote(table)})")}
+            if columns and "facets" in meta:
+                # A facet is a column name, or {type: column} ({date: published}).
+                meta["facets"] = [
+                    f
+                    for f in meta["facets"]
+                    if (next(iter(f.values())) if isinstance(f, dict) else f) in columns
+                ]
     finally:
         conn.close()
     metadata["description_html"] = home_html(name)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,6 +14,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 import sqlite_utils
+
+try:
+    import fcntl
+except ImportError:  # Windows: one job at a time is then the user's to keep
+    fcntl = None  # type: ignore[assignment]
 
 from narratives.dates import iso, utc_now
 from narratives.errors import NarrativesError
@@ -142,6 +149,52 @@ class FeedState:
     last_status: str | None
 
 
+class CorpusBusy(CorpusError):
+    """Another process is already running the same job on this corpus."""
+
+
+_held: set[Path] = set()  # lock files this process holds (POSIX locks do not see our threads)
+_held_guard = threading.Lock()
+
+
+@contextmanager
+def hold_lock(lock_path: Path, job: str, db: Path) -> Iterator[None]:
+    """An exclusive, non-blocking lock on `lock_path`, released on exit or when we die.
+
+    POSIX record locks (`lockf`) belong to the process: children we fork do not inherit them,
+    so a killed run's leftover workers cannot keep the corpus locked.
+    """
+    lock_path = lock_path.resolve()
+    with _held_guard:
+        if lock_path in _held:
+            raise CorpusBusy(f"this process is already running `{job}` on {db}")
+        _held.add(lock_path)
+    try:
+        with open(lock_path, "a+", encoding="ascii") as handle:
+            if fcntl is not None:
+                try:
+                    fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    handle.seek(0)
+                    holder = handle.read().strip() or "unknown"
+                    raise CorpusBusy(
+                        f"another `narratives` process (pid {holder}) is running `{job}` on "
+                        f"{db}; wait for it to finish, or stop it, then run again"
+                    ) from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(str(os.getpid()))
+            handle.flush()
+            try:
+                yield
+            finally:
+                handle.seek(0)
+                handle.truncate()
+    finally:
+        with _held_guard:
+            _held.discard(lock_path)
+
+
 class Corpus:
     """A narratives corpus in one SQLite file (WAL mode), opened for reading and writing.
 
@@ -168,6 +221,20 @@ class Corpus:
 
     def close(self) -> None:
         self.db.close()
+
+    @contextmanager
+    def exclusive(self, job: str) -> Iterator[None]:
+        """Run `job` (ingest, tag themes, link entities) on this corpus only once at a time.
+
+        A second run of the same job raises `CorpusBusy` at once instead of doing the same
+        work twice; different jobs and readers go on side by side (WAL). The lock is the
+        operating system's, so a run that is killed releases it.
+        """
+        if str(self.path) == ":memory:":
+            yield
+            return
+        with hold_lock(self.path.with_name(f"{self.path.name}.{job}.lock"), job, self.path):
+            yield
 
     def __enter__(self) -> Corpus:
         return self

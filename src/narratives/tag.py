@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +22,7 @@ from narratives.encoder import Passage, set_threads
 from narratives.errors import NarrativesError
 from narratives.mentions import LinkerSpec, LinkSummary, link_corpus
 from narratives.store import Corpus, chunked
+from narratives.workers import die_with
 
 # Paragraph probabilities below this are not stored: they are noise and would dominate the table.
 STORE_FLOOR = 0.01
@@ -168,38 +170,39 @@ def tag(
     `before_chunk` runs before each chunk is scored (`tag_and_link` uses it to give the encoder
     every core once entity linking is done).
     """
-    started = time.monotonic()
-    corpus.apply_schema(TAG_SCHEMA)
-    record_themes(corpus, model)
-    fingerprint = model.fingerprint()
-    pending = pending_articles(corpus, fingerprint)
-    summary = TagSummary(model=fingerprint)
-    summary.skipped = corpus.count("articles") - len(pending)
-    carrying = dict.fromkeys(model.theme_ids, 0)
-    with tqdm(
-        total=len(pending), unit="article", desc="tagging", disable=not progress or None
-    ) as bar:
-        for chunk in chunked(pending, CHUNK):
-            if before_chunk is not None:
-                before_chunk()
-            articles = _load(corpus, chunk)
-            passages = [p for a in articles for p in a.passages]
-            probabilities = model.predict(passages)
-            with corpus.transaction():
-                offset = 0
-                for article in articles:
-                    rows = probabilities[offset : offset + len(article.passages)]
-                    offset += len(article.passages)
-                    scores = aggregate(rows, article.positions, model)
-                    _write(corpus, article, rows, scores, model, fingerprint)
-                    for s in scores:
-                        carrying[s.theme] += s.carries
-            summary.articles += len(articles)
-            summary.paragraphs += len(passages)
-            bar.update(len(chunk))
-    summary.carrying = carrying
-    summary.seconds = time.monotonic() - started
-    return summary
+    with corpus.exclusive("themes"):
+        started = time.monotonic()
+        corpus.apply_schema(TAG_SCHEMA)
+        record_themes(corpus, model)
+        fingerprint = model.fingerprint()
+        pending = pending_articles(corpus, fingerprint)
+        summary = TagSummary(model=fingerprint)
+        summary.skipped = corpus.count("articles") - len(pending)
+        carrying = dict.fromkeys(model.theme_ids, 0)
+        with tqdm(
+            total=len(pending), unit="article", desc="tagging", disable=not progress or None
+        ) as bar:
+            for chunk in chunked(pending, CHUNK):
+                if before_chunk is not None:
+                    before_chunk()
+                articles = _load(corpus, chunk)
+                passages = [p for a in articles for p in a.passages]
+                probabilities = model.predict(passages)
+                with corpus.transaction():
+                    offset = 0
+                    for article in articles:
+                        rows = probabilities[offset : offset + len(article.passages)]
+                        offset += len(article.passages)
+                        scores = aggregate(rows, article.positions, model)
+                        _write(corpus, article, rows, scores, model, fingerprint)
+                        for s in scores:
+                            carrying[s.theme] += s.carries
+                summary.articles += len(articles)
+                summary.paragraphs += len(passages)
+                bar.update(len(chunk))
+        summary.carrying = carrying
+        summary.seconds = time.monotonic() - started
+        return summary
 
 
 @dataclass
@@ -331,7 +334,9 @@ def tag_and_link(
         context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
         receive, send = context.Pipe(duplex=False)
         child = context.Process(
-            target=_link_in_process, args=(str(db), linker, progress, send), daemon=True
+            target=_link_in_process,
+            args=(str(db), linker, progress, send, os.getpid()),
+            daemon=True,
         )
         child.start()
         send.close()
@@ -361,7 +366,10 @@ def tag_and_link(
     return run
 
 
-def _link_in_process(db: str, linker: LinkerSpec, progress: bool, send: Connection) -> None:
+def _link_in_process(
+    db: str, linker: LinkerSpec, progress: bool, send: Connection, parent: int
+) -> None:
+    die_with(parent)
     try:
         with Corpus(db) as corpus:
             summary = link_corpus(corpus, linker.build(1), progress=progress, bar_position=1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
 # Query parameters that only say how a reader arrived, never which article it is.
 TRACKING_PARAMS = frozenset(
@@ -64,8 +64,14 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def is_http_url(text: str) -> bool:
-    """True for absolute http(s) URLs: the only schemes the crawler will fetch."""
-    parts = urlsplit(text.strip())
+    """True for absolute http(s) URLs: the only schemes the crawler will fetch.
+
+    A URL whose port is not a number in 0-65535, or whose IPv6 brackets do not close, cannot be
+    fetched, so it is not one: False, not the ValueError urllib raises for it.
+    """
+    parts = _split(text)
+    if parts is None or _port(parts) is None:
+        return False
     return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
 
 
@@ -78,22 +84,32 @@ def canonicalize(url: str) -> str:
     """The URL a reader should be sent to: tracking parameters and fragment dropped.
 
     Scheme and host are lower-cased; credentials, default ports and empty queries removed; the
-    remaining query parameters sorted. The result still points at the same page.
+    remaining query parameters sorted. The result still points at the same page. Never raises:
+    text urllib cannot split comes back stripped but otherwise as written, and a port that is
+    not a valid number is kept as written (`is_http_url` rejects such URLs).
     """
-    parts = urlsplit(url.strip())
+    parts = _split(url)
+    if parts is None:
+        return url.strip()
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower().rstrip(".")
-    if parts.port and DEFAULT_PORTS.get(scheme) != parts.port:
-        host = f"{host}:{parts.port}"
+    if ":" in host:  # an IPv6 literal: `hostname` dropped the brackets the netloc needs
+        host = f"[{host}]"
+    port = _port(parts)
+    if port is None:
+        host = f"{host}:{_port_text(parts)}"
+    elif port and DEFAULT_PORTS.get(scheme) != port:
+        host = f"{host}:{port}"
     path = parts.path or "/"
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
-    kept = sorted((k, v) for k, v in query if not is_tracking_param(k))
-    return urlunsplit((scheme, host, path, urlencode(kept), ""))
+    kept = sorted((k, v) for k, v in _query(parts.query) if not is_tracking_param(k))
+    return urlunsplit((scheme, host, path, _encode(kept), ""))
 
 
 def url_key(url: str) -> str:
     """A dedup key under which the http/https, www/mobile and AMP variants of a URL collide."""
-    parts = urlsplit(canonicalize(url))
+    parts = _split(canonicalize(url))
+    if parts is None:  # canonicalize kept text urllib cannot split: it is its own key
+        return canonicalize(url)
     host = parts.netloc
     for prefix in _MOBILE_HOST_PREFIXES:
         if host.startswith(prefix) and host.count(".") >= 2:
@@ -102,20 +118,53 @@ def url_key(url: str) -> str:
     path = _AMP_PATH.sub("", parts.path) or "/"
     if len(path) > 1:
         path = path.rstrip("/")
-    query = [
-        (k, v)
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        if k.lower() not in _AMP_PARAMS
-    ]
+    query = [(k, v) for k, v in _query(parts.query) if k.lower() not in _AMP_PARAMS]
     key = f"{host}{path}"
     if query:
-        key += "?" + urlencode(query)
+        key += "?" + _encode(query)
     return key
 
 
+def _split(url: str) -> SplitResult | None:
+    """`urlsplit`, or None for text it refuses (an IPv6 bracket that does not close)."""
+    try:
+        return urlsplit(url.strip())
+    except ValueError:
+        return None
+
+
+def _port(parts: SplitResult) -> int | None:
+    """The port as a number, 0 when none is given, None when it is not a valid port."""
+    try:
+        return parts.port or 0
+    except ValueError:  # out of range or not digits: "http://a:99999/", "http://a:xyz/"
+        return None
+
+
+def _port_text(parts: SplitResult) -> str:
+    """The port as written after the host (and after an IPv6 literal's closing bracket)."""
+    hostport = parts.netloc.rpartition("@")[2]
+    return hostport.rpartition("]")[2].partition(":")[2]
+
+
+# Query values are bytes in some encoding, usually UTF-8. Decoding with `surrogateescape` and
+# encoding back the same way returns any other byte (a Latin-1 `%FC`) as it came, where the
+# default `replace` would turn it into U+FFFD and give different pages one URL.
+def _query(query: str) -> list[tuple[str, str]]:
+    return parse_qsl(query, keep_blank_values=True, errors="surrogateescape")
+
+
+def _encode(pairs: list[tuple[str, str]]) -> str:
+    try:
+        return urlencode(pairs, errors="surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate (JSON's "\ud800") stands for no byte at all
+        return urlencode(pairs, errors="surrogatepass")
+
+
 def host_of(url: str) -> str:
-    """Lower-cased host name without a leading `www.`."""
-    host = (urlsplit(url).hostname or "").lower()
+    """Lower-cased host name without a leading `www.`; empty for text that is no URL."""
+    parts = _split(url)
+    host = (parts.hostname or "").lower() if parts else ""
     return host[4:] if host.startswith("www.") else host
 
 
