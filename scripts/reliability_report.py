@@ -205,8 +205,11 @@ def figure_lines(results: dict, by_file: dict[str, list[dict]]) -> list[str]:
     for label, files in (
         ("network fault cases", ("test_network_faults.py", "test_ingest_http.py")),
         ("SSRF cases", ("test_ssrf.py",)),
-        ("hostile inputs", ("test_hostile_input.py",)),
-        ("properties", ("test_properties.py",)),
+        (
+            "hostile-input test cases (several inputs each: see the table)",
+            ("test_hostile_input.py",),
+        ),
+        ("property tests (and pinned examples)", ("test_properties.py",)),
     ):
         rows = [c for f in files for c in by_file.get(f, [])]
         if rows:
