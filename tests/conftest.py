@@ -5,10 +5,17 @@ from __future__ import annotations
 import gzip
 import html
 import importlib.util
+import json
+import os
+import socket
+import sqlite3
+import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime
@@ -298,3 +305,66 @@ def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def use_tiny_encoder(tiny_encoder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("NARRATIVES_ENCODER", str(tiny_encoder))
     return tiny_encoder
+
+
+# -- processes, ports and corpora shared by the slow end-to-end tests ---------------------------
+
+RUN_CLI = "from narratives.cli import main; main()"  # `narratives` as `python -c`
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def serving(db: Path, log: Path) -> Iterator[str]:
+    """`narratives serve` on `db` in its own process, on a free port; yields its base URL.
+
+    Its output goes to `log` (a pipe nobody reads could fill and stall the server) and is
+    shown if it fails to start.
+    """
+    port = free_port()
+    command = [sys.executable, "-c", RUN_CLI, "serve", "--db", str(db), "--port", str(port)]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(base + "/-/versions.json", timeout=5):
+                break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                output = log.read_text(errors="replace")[-4000:]
+                pytest.fail(f"narratives serve did not start: {output}")
+            time.sleep(0.3)
+    try:
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def copy_db(source: Path, target: Path) -> Path:
+    """A consistent copy of a corpus (SQLite's backup API), even while WAL holds changes."""
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+    return target
+
+
+def record_figures(section: str, figures: dict) -> None:
+    """Add `figures` under `section` of $NARRATIVES_RELIABILITY_REPORT, when it is set
+    (scripts/reliability_report.py renders them in docs/reliability.md)."""
+    target = os.environ.get("NARRATIVES_RELIABILITY_REPORT")
+    if not target:
+        return
+    path = Path(target)
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data.setdefault(section, {}).update(figures)
+    path.write_text(json.dumps(data, indent=1))

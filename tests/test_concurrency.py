@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -30,13 +28,12 @@ import pytest
 
 from narratives.store import Corpus, CorpusBusy, hold_lock
 
-from conftest import ROOT, STORY
+from conftest import ROOT, RUN_CLI, STORY, record_figures, serving
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 SAMPLE = ROOT / "corpus" / "sample" / "articles.jsonl"
 KB = ROOT / "corpus" / "sample" / "kb.toml"
-RUN_CLI = "from narratives.cli import main; main()"
 
 
 def _cli(*args: str) -> subprocess.Popen:
@@ -47,16 +44,6 @@ def _cli(*args: str) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def _record(figures: dict) -> None:
-    target = os.environ.get("NARRATIVES_RELIABILITY_REPORT")
-    if not target:
-        return
-    path = Path(target)
-    data = json.loads(path.read_text()) if path.exists() else {}
-    data.setdefault("concurrency", {}).update(figures)
-    path.write_text(json.dumps(data, indent=1))
 
 
 def _write_articles(path: Path, n: int) -> Path:
@@ -78,12 +65,6 @@ def _write_articles(path: Path, n: int) -> Path:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     """A corpus with a few articles, served by `narratives serve` in its own process."""
@@ -92,29 +73,8 @@ def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     (tmp_path / "seed.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     seed = _cli("ingest", str(tmp_path / "seed.jsonl"), "--db", str(db), "--no-progress")
     assert seed.wait(timeout=120) == 0, seed.stderr.read() if seed.stderr else ""
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-c", RUN_CLI, "serve", "--db", str(db), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(base + "/-/versions.json", timeout=5):
-                break
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                pytest.fail("narratives serve did not start")
-            time.sleep(0.3)
-    yield db, base
-    server.terminate()
-    try:
-        server.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.kill()
+    with serving(db, tmp_path / "serve.log") as base:
+        yield db, base
 
 
 class Readers:
@@ -206,13 +166,14 @@ def test_readers_never_see_locks_or_half_batches_while_ingest_and_tag_write(
         assert tag.returncode == 0, err
         time.sleep(0.5)
     reads = sum(readers.outcomes.values())
-    _record(
+    record_figures(
+        "concurrency",
         {
             "reads_during_writes": reads,
             "read_failures": len(readers.failures),
             "slowest_http_answer_s": round(readers.slowest, 1),
             "reader_outcomes": dict(readers.outcomes),
-        }
+        },
     )
     assert readers.failures == []
     assert readers.outcomes["http 200"] > 50 and readers.outcomes["sqlite read"] > 50
@@ -260,7 +221,9 @@ def test_a_second_run_of_a_job_exits_at_once_with_a_clear_message(
     again = _cli(*args, "--db", str(db), "--no-progress")
     _, err = again.communicate(timeout=300)
     assert again.returncode == 0, err  # once the first is gone, it simply runs
-    _record({"second_run": "refused at once with a message naming the first run's pid"})
+    record_figures(
+        "concurrency", {"second_run": "refused at once with a message naming the first run's pid"}
+    )
 
 
 def test_two_ingests_started_together_store_everything_once(tmp_path: Path) -> None:
@@ -329,19 +292,7 @@ def test_one_process_cannot_take_a_job_lock_twice(tmp_path: Path) -> None:
 def test_a_killed_holder_releases_its_lock(tmp_path: Path) -> None:
     db = tmp_path / "news.db"
     Corpus(db).close()
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time\n"
-            "from narratives.store import Corpus\n"
-            f"with Corpus({str(db)!r}) as c, c.exclusive('ingest'):\n"
-            "    print('held', flush=True); time.sleep(60)\n",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    holder = _hold(db, "ingest")
     assert _locked(db, "ingest")
     holder.send_signal(signal.SIGKILL)
     holder.wait()

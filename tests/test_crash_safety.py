@@ -29,7 +29,7 @@ import pytest
 from narratives.store import Corpus
 from narratives.tag import RESULT_QUERIES
 
-from conftest import STORY
+from conftest import RUN_CLI, STORY, copy_db, record_figures
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -69,28 +69,12 @@ class CrashRecord:
 
 
 def _record(record: CrashRecord) -> None:
-    target = os.environ.get("NARRATIVES_RELIABILITY_REPORT")
-    if not target:
-        return
-    path = Path(target)
-    data = json.loads(path.read_text()) if path.exists() else {}
-    data.setdefault("crash", {})[record.job] = asdict(record) | {"delays": None}
-    path.write_text(json.dumps(data, indent=1))
+    record_figures("crash", {record.job: asdict(record) | {"delays": None}})
 
 
 def _start(args: list[str], *, script: str | None = None) -> subprocess.Popen:
-    command = (
-        [sys.executable, "-c", script, *args]
-        if script
-        else [
-            sys.executable,
-            "-c",
-            "from narratives.cli import main; main()",
-            *args,
-        ]
-    )
     return subprocess.Popen(
-        command,
+        [sys.executable, "-c", script or RUN_CLI, *args],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -367,7 +351,7 @@ def test_tag_killed_at_random_moments_resumes_to_the_uninterrupted_result(tmp_pa
     (tmp_path / "news.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     _run_to_end(["ingest", str(tmp_path / "news.jsonl"), "--db", str(base), "--no-progress"])
     reference = tmp_path / "reference.db"
-    _copy(base, reference)
+    copy_db(base, reference)
     timing = _run_to_end(
         _tag_args(reference), script=RUN_TAG, progress=lambda: _progress(reference)
     )
@@ -381,7 +365,7 @@ def test_tag_killed_at_random_moments_resumes_to_the_uninterrupted_result(tmp_pa
     started = time.monotonic()
     while record.kills < KILLS:
         record.rounds += 1
-        db = _copy(base, tmp_path / f"round-{record.rounds}.db")
+        db = copy_db(base, tmp_path / f"round-{record.rounds}.db")
         finished = False
         while not finished and record.kills < KILLS:
             finished = _kill_or_finish(
@@ -409,9 +393,3 @@ def test_tag_killed_at_random_moments_resumes_to_the_uninterrupted_result(tmp_pa
     _record(record)
     assert record.orphans == 0
     assert record.mid_write >= KILLS // 4, record
-
-
-def _copy(source: Path, target: Path) -> Path:
-    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
-        src.backup(dst)
-    return target

@@ -7,7 +7,6 @@ time so the 2 actors share 4 chunks.
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +24,8 @@ from narratives.kb import load_kb
 from narratives.mentions import link_corpus
 from narratives.store import Corpus
 from narratives.tag import RESULT_QUERIES, result_rows
+
+from conftest import copy_db
 
 ray = pytest.importorskip("ray")
 
@@ -52,12 +53,6 @@ def ray_instance() -> Iterator[None]:
         ray.shutdown()
 
 
-def _copy(source: Path, target: Path) -> Path:
-    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
-        src.backup(dst)
-    return target
-
-
 @pytest.fixture(scope="module")
 def engines(ray_instance, tmp_path_factory) -> dict[str, object]:
     """The same corpus tagged by the local engine and by the Ray engine (2 actors)."""
@@ -67,7 +62,7 @@ def engines(ray_instance, tmp_path_factory) -> dict[str, object]:
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
     base = tmp / "base.db"
     ingest(base, [str(source)], progress=False)
-    local_db, ray_db = _copy(base, tmp / "local.db"), _copy(base, tmp / "ray.db")
+    local_db, ray_db = copy_db(base, tmp / "local.db"), copy_db(base, tmp / "ray.db")
     model = ThemeModel.load(MODEL)
     linker = EntityLinker(load_kb([KB], built=None), nlp=load_spacy())
     with pytest.MonkeyPatch.context() as patch:

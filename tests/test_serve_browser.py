@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from narratives.demo import run_demo
 
-from conftest import ROOT
+from conftest import ROOT, serving
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Without the background-networking flags Chromium's own connections are refused on a closed
@@ -44,39 +41,14 @@ pytestmark = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """`narratives serve` on a fresh demo corpus, as a subprocess on a free port."""
-    db = tmp_path_factory.mktemp("demo") / "demo.db"
+    tmp = tmp_path_factory.mktemp("demo")
+    db = tmp / "demo.db"
     run_demo(db, sample=ROOT / "corpus" / "sample", progress=False)
-    port = free_port()
-    main = "from narratives.cli import main; main()"
-    command = [sys.executable, "-c", main, "serve", "--db", str(db), "--port", str(port)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(base + "/-/versions.json", timeout=5):
-                break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                output = process.stdout.read().decode() if process.stdout else ""
-                pytest.fail(f"narratives serve did not start: {output}")
-            time.sleep(0.3)
-    yield base
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    with serving(db, tmp / "serve.log") as base:
+        yield base
 
 
 def chromium(tmp_path: Path, *args: str) -> str:

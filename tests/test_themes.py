@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -403,22 +404,15 @@ def test_linking_beside_scoring_in_its_own_process_writes_what_one_after_the_oth
     for workers in (1, 2):
         (tmp_path / f"w{workers}").mkdir()
         db = _small_corpus(tmp_path / f"w{workers}")
-        run = tag_and_link(
-            db,
-            load_model=lambda: ThemeModel.load(tiny_model),
-            linker=spec,
-            workers=workers,
-            progress=False,
-        )
-        assert run.themes.articles == 5 and run.entities.articles == 5
+
+        def run(db: Path = db, workers: int = workers):
+            load = partial(ThemeModel.load, tiny_model)
+            return tag_and_link(db, load_model=load, linker=spec, workers=workers, progress=False)
+
+        first = run()
+        assert first.themes.articles == 5 and first.entities.articles == 5
         rows[workers] = result_rows(db)
-        again = tag_and_link(
-            db,
-            load_model=lambda: ThemeModel.load(tiny_model),
-            linker=spec,
-            workers=workers,
-            progress=False,
-        )
+        again = run()
         assert again.themes.articles == 0 and again.entities.articles == 0
     assert rows[2] == rows[1]
     assert rows[1]["mentions"]
