@@ -1,19 +1,18 @@
-"""Rebuild the committed theme model (models/themes) from every label we have.
+"""Train a theme model on the real labels' train side, calibrate it on their validation side.
 
-    python scripts/train_themes.py [--out models/themes] [--few-shot ai_bubble ...] [--card-only]
+    python scripts/train_themes.py --out models/themes [--context date+title]
+        [--precision bf16-mixed] [--epochs 3] [--no-written] [--max-train N]
 
-Training data:
-  - ../shared/data/labels/themes_dev.jsonl (2,539 paragraphs, when ../shared is here);
-  - corpus/labels/shared_labels.jsonl: our labels of other non-held-out paragraphs of
-    ../shared/data/news for the four spec themes, stored as paragraph ids and joined with the
-    texts here; corpus/labels/shared_labels_ai_bubble.jsonl the same for ai_bubble alone;
-  - corpus/labels/written_train.jsonl and written_register.jsonl: paragraphs we wrote.
-corpus/labels/written_gate.jsonl is never trained on: it is the CI quality gate, scored here and
-written into the model card with the cross-validated figures of docs/eval_themes.json.
-
-Every theme with labels is learned, the example narrative ai_bubble included; --few-shot THEME
-drops a theme's labels so it stays on the few-shot path (docs/new_narrative.md compares the two).
-Takes about 20 minutes on a 2-core CPU.
+Data (src/narratives/real_labels.py splits every real label by article, once for all recipes):
+  - train: the train side of ../shared/data/labels/themes_dev.jsonl and themes_silver.jsonl,
+    and of our own labels by pid (corpus/labels/shared_labels*.jsonl, joined with
+    ../shared/data/news), plus the paragraphs we wrote (corpus/labels/written_train.jsonl and
+    written_register.jsonl), which teach but never calibrate;
+  - validation: the validation side, real paragraphs only: Platt scaling and thresholds;
+  - test: never read here. scripts/eval_themes.py scores it.
+`--max-train N` trains on a random N of the real train paragraphs (the learning curve).
+Writes the model, its card, and `training.json` (what the run cost). With $NARRATIVES_ENCODER
+pointing at another encoder directory (all-mpnet-base-v2), that encoder is fine-tuned instead.
 """
 
 from __future__ import annotations
@@ -21,20 +20,21 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import random
 import sys
-from dataclasses import replace
+import time
 from pathlib import Path
 
 from narratives.classifier import MODEL_DIR, ThemeModel
+from narratives.encoder import ENCODERS, Passage
+from narratives.real_labels import OUR_FILES, load_real_split, restrict
 from narratives.themes import load_themes
 from narratives.training import (
-    Evaluation,
     LabelledPassage,
     TrainConfig,
-    evaluate,
+    calibrate,
     merge_duplicates,
     read_labels,
-    read_paragraph_labels,
     train,
     write_model_card,
 )
@@ -42,46 +42,56 @@ from narratives.training import (
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = ROOT / "corpus" / "labels"
 SHARED = ROOT / ".." / "shared" / "data"
-SPEC_THEMES = ("rate_cut_trade", "trump_trade", "short_squeeze", "dash_for_trash")
 WRITTEN = ("written_train.jsonl", "written_register.jsonl")
-GATE = LABELS / "written_gate.jsonl"
 
 
-def training_data(
-    known: set[str], learn: set[str], exclude: frozenset[str] = frozenset()
-) -> tuple[list[LabelledPassage], list[str]]:
-    """Every label set of the recipe except the files named in `exclude`."""
-    sources = [str(LABELS / name) for name in WRITTEN]
-    # Written paragraphs read unlike the corpus: they train but never calibrate.
-    examples = read_labels(sources, known=known, validation=False)
-    dev = SHARED / "labels" / "themes_dev.jsonl"
-    if dev.is_file():
-        # Both were labelled for the four spec themes only: no evidence about other themes.
-        examples += read_labels([dev], known=known, considered=SPEC_THEMES)
-        sources.append("../shared/data/labels/themes_dev.jsonl")
-        news = sorted((SHARED / "news").glob("*.jsonl"))
-        examples += read_paragraph_labels(
-            LABELS / "shared_labels.jsonl", news, known=known, considered=SPEC_THEMES
+def written_sources() -> list[str]:
+    return [f"corpus/labels/{name}" for name in WRITTEN]
+
+
+def soft_examples(path: Path, learn: set[str]) -> list[LabelledPassage]:
+    """Unlabelled paragraphs with a teacher's probabilities as their targets (train only)."""
+    examples = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        soft = {t: p for t, p in record["soft"].items() if t in learn}
+        examples.append(
+            LabelledPassage(
+                Passage(record["text"], record.get("title"), record.get("published")),
+                frozenset(),
+                record["article_id"],
+                validation=False,
+                considered=frozenset(soft),
+                soft=tuple(sorted(soft.items())),
+            )
         )
-        sources.append("corpus/labels/shared_labels.jsonl (joined with ../shared/data/news)")
-        if "shared_labels_ai_bubble.jsonl" not in exclude:
-            # Real paragraphs judged for ai_bubble alone (each line says so).
-            examples += read_paragraph_labels(
-                LABELS / "shared_labels_ai_bubble.jsonl", news, known=known
-            )
-            sources.append(
-                "corpus/labels/shared_labels_ai_bubble.jsonl (joined with ../shared/data/news)"
-            )
-    else:
-        print("../shared/data is absent: training on our written paragraphs only", file=sys.stderr)
-    # One copy of each paragraph, and only the themes we mean to learn.
-    kept = [replace(e, labels=frozenset(e.labels & learn)) for e in merge_duplicates(examples)]
-    return kept, [s.replace(str(ROOT) + "/", "") for s in sources]
+    return examples
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / MODEL_DIR)
+    parser.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    parser.add_argument("--context", default="date+title", choices=["title", "date+title"])
+    parser.add_argument("--precision", default="bf16-mixed", choices=["fp32", "bf16-mixed"])
+    parser.add_argument("--max-length", type=int, default=TrainConfig.max_length)
+    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    parser.add_argument("--learning-rate", type=float, default=TrainConfig.learning_rate)
+    parser.add_argument("--no-written", action="store_true", help="real paragraphs only")
+    parser.add_argument("--max-train", type=int, help="train on a random N real paragraphs")
+    parser.add_argument(
+        "--negatives",
+        type=float,
+        default=1.0,
+        help="keep this share of the train paragraphs that carry no theme (all positives stay)",
+    )
+    parser.add_argument("--seed", type=int, default=TrainConfig.seed)
+    parser.add_argument(
+        "--recalibrate",
+        action="store_true",
+        help="do not train: fit the calibration and thresholds of the model in --out again on "
+        "the validation side (after a change to how they are fitted)",
+    )
     parser.add_argument(
         "--few-shot",
         nargs="*",
@@ -89,91 +99,88 @@ def main(argv: list[str] | None = None) -> int:
         metavar="THEME",
         help="themes whose labels are dropped, so the model scores them few-shot",
     )
-    parser.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     parser.add_argument(
         "--exclude",
         nargs="*",
         default=[],
-        choices=["shared_labels_ai_bubble.jsonl"],
-        help="leave out a label set (to measure what it buys)",
+        choices=sorted(OUR_FILES),
+        help="leave out one of our label sets (to measure what it buys)",
     )
+    parser.add_argument("--encoder", default="minilm", choices=sorted(ENCODERS))
     parser.add_argument(
-        "--card-only",
-        action="store_true",
-        help="do not train: rewrite MODEL_CARD.md of the model in --out (e.g. after "
-        "scripts/eval_themes.py has written new cross-validated figures)",
+        "--soft",
+        type=Path,
+        help="a teacher's scores on unlabelled paragraphs (scripts/distil_themes.py): trained "
+        "on as soft targets beside the labels",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if not (SHARED / "labels").is_dir():
+        print(f"no real labels at {SHARED / 'labels'}: ../shared/data is not here", file=sys.stderr)
+        return 2
     themes = load_themes()
     known = {t.id for t in themes}
     unknown = set(args.few_shot) - known
     if unknown:
         parser.error(f"--few-shot names themes the themes file lacks: {sorted(unknown)}")
+    split = load_real_split(SHARED, known=known, our_labels=LABELS, exclude=args.exclude)
     learn = known - set(args.few_shot)
-    examples, sources = training_data(known, learn, frozenset(args.exclude))
-    if args.card_only:
+    split.train, split.validation = restrict(split.train, learn), restrict(split.validation, learn)
+    real = split.train
+    rng = random.Random(args.seed)
+    if args.max_train and args.max_train < len(real):
+        real = rng.sample(real, args.max_train)
+    if args.negatives < 1.0:
+        real = [e for e in real if e.labels or rng.random() < args.negatives]
+    if args.recalibrate:
         model = ThemeModel.load(args.out, themes)
-        validation = Evaluation.from_dict(model.spec.training["validation"])
-    else:
-        model, validation = train(examples, themes, config=TrainConfig(epochs=args.epochs))
+        validation = calibrate(model, split.validation, seed=args.seed)
         model.save(args.out)
-    gate = evaluate(model, read_labels([GATE], known=known))
-    sections = [
-        "## Quality gate (corpus/labels/written_gate.jsonl, never trained on)\n\n"
-        "| theme | method | precision | recall | F1 | support |\n|---|---|---|---|---|---|\n"
-        + "\n".join(
-            f"| {t} | {gate.methods[t]} | {m.precision:.3f} | {m.recall:.3f} | {m.f1:.3f} | "
-            f"{m.support} |"
-            for t, m in gate.themes.items()
-        )
-        + f"\n\nMacro-F1 {gate.macro_f1:.3f}. `tests/test_quality_gate.py` pins floors under these."
-    ]
-    cv = ROOT / "docs" / "eval_themes.json"
-    if cv.is_file():
-        results = json.loads(cv.read_text())
-        rows = "\n".join(
-            f"| {t} | {results['keywords']['themes'][t]['f1']:.3f} | "
-            f"{results['frozen_encoder']['themes'][t]['f1']:.3f} | "
-            f"{m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |"
-            for t, m in results["classifier"]["themes"].items()
-            if t in SPEC_THEMES
-        )
-        sections.append(
-            "## Paragraphs from unseen articles (scripts/eval_themes.py)\n\n"
-            f"{results['split']}, {results.get('folds_scored', results['folds'])} of "
-            f"{results['folds']} folds scored, {results['paragraphs']} paragraphs; "
-            "the same recipe retrained per fold.\n\n"
-            "| theme | keywords F1 | frozen MiniLM + LR F1 | precision | recall | F1 | support |\n"
-            "|---|---|---|---|---|---|---|\n"
-            f"{rows}\n\nMacro-F1 {results['classifier']['macro_f1']:.3f} (keywords "
-            f"{results['keywords']['macro_f1']:.3f}, frozen encoder + logistic regression "
-            f"{results['frozen_encoder']['macro_f1']:.3f})."
-        )
-    narrative = ROOT / "docs" / "new_narrative.json"
-    if narrative.is_file():
-        rows = [r for r in json.loads(narrative.read_text()) if r["model"] == "models/themes"]
-        sections.append(
-            "## ai_bubble on real text (docs/new_narrative.md)\n\n"
-            f"Trained on {model.spec.training['positives'].get('ai_bubble', 0)} positive "
-            "paragraphs, 60 of them written by us. Scored on the gate set and on real "
-            "paragraphs held apart by article:\n\n"
-            "| test | paragraphs | support | precision | recall | F1 | AP | AUC |\n"
-            "|---|---|---|---|---|---|---|---|\n"
-            + "\n".join(
-                f"| {r['test']} | {r['paragraphs']} | {r['support']} | {r['precision']:.3f} | "
-                f"{r['recall']:.3f} | {r['f1']:.3f} | {r['average_precision']:.3f} | "
-                f"{r['roc_auc']:.3f} |"
-                for r in rows
-            )
-            + "\n\nIts probabilities rank real paragraphs usefully; its threshold, chosen on ten "
-            "real validation positives, is too high for real text. Treat its labels as "
-            "provisional until it has a few hundred real positives."
-        )
-    write_model_card(args.out, model, validation, sources=sources, extra_sections=sections)
-    print(f"model written to {args.out}; gate macro-F1 {gate.macro_f1:.3f}")
-    for theme, metrics in gate.themes.items():
-        print(f"  {theme:<16} {gate.methods[theme]:<9} F1 {metrics.f1:.3f}")
+        write_model_card(args.out, model, validation, sources=split.sources + written_sources())
+        print(f"{args.out} recalibrated; validation macro-F1 {validation.macro_f1:.3f}")
+        return 0
+    examples, sources = list(real), list(split.sources)
+    if not args.no_written:
+        # Written paragraphs read unlike the corpus: they train but never calibrate.
+        written = read_labels([LABELS / name for name in WRITTEN], known=known, validation=False)
+        examples += restrict(written, learn)
+        sources += written_sources()
+    examples = merge_duplicates(examples)
+    if args.soft:
+        soft = soft_examples(args.soft, learn)
+        examples += soft
+        sources.append(f"{args.soft} ({len(soft)} paragraphs, a teacher's soft scores)")
+    config = TrainConfig(
+        epochs=args.epochs,
+        context=args.context,
+        precision=args.precision,
+        max_length=args.max_length,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        encoder=ENCODERS[args.encoder],
+    )
+    started = time.monotonic()
+    model, validation = train(examples, themes, config=config, validation=split.validation)
+    seconds = time.monotonic() - started
+    model.spec.training["real_train_paragraphs"] = len(real)
+    model.spec.training["seconds"] = round(seconds)
+    model.save(args.out)
+    write_model_card(args.out, model, validation, sources=sources)
+    cost = {
+        "train_paragraphs": len(examples),
+        "real_train_paragraphs": len(real),
+        "validation_paragraphs": len(split.validation),
+        "epochs": args.epochs,
+        "seconds": round(seconds),
+        "config": config.__dict__,
+        "validation_macro_f1": round(validation.macro_f1, 4),
+    }
+    (args.out / "training.json").write_text(json.dumps(cost, indent=2) + "\n")
+    print(
+        f"model written to {args.out} in {seconds / 60:.1f} min; validation macro-F1 "
+        f"{validation.macro_f1:.3f}"
+    )
     return 0
 
 

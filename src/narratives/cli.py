@@ -445,7 +445,10 @@ def classify_command(
 ) -> None:
     """Score paragraphs for every theme; no database needed.
 
-    Input lines are {"id": ..., "text": ...} (an optional "title" adds context); output lines
+    Input lines are {"id": ..., "text": ...}; an optional "title" adds context, and an optional
+    "published" (ISO 8601, e.g. "2016-11-10") gives the month, which the shipped model reads
+    as `tag` reads an article's date (a November 2016 "postelection rally" is the Trump
+    trade); output lines
     are {"id": ..., "themes": {"<theme>": probability, ...}, "labels": [themes over threshold]}
     in the same order, with "few_shot": [...] naming themes the model has not learned (scored by
     similarity to their examples: lower confidence). IN.jsonl may be - for standard input.
@@ -454,6 +457,8 @@ def classify_command(
     Examples:
       narratives classify paragraphs.jsonl -o scores.jsonl
       echo '{"id": 1, "text": "Small caps jumped as traders priced in a September cut."}' \\
+        | narratives classify -
+      echo '{"id": 2, "text": "Banks led the postelection rally.", "published": "2016-11-10"}' \\
         | narratives classify -
     """
     model = ThemeModel.load(model_dir, themes_file, precision=precision)

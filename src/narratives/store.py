@@ -120,6 +120,7 @@ class ArticleText:
     title: str
     content_hash: str
     paragraphs: list[tuple[int, str]]  # (position, text), in order
+    published: str | None = None  # ISO 8601: the theme model may read its month as context
 
 
 def chunked(items: list[int], size: int) -> Iterator[list[int]]:
@@ -533,7 +534,8 @@ class Corpus:
         heads = {
             row[0]: row
             for row in self.db.execute(
-                f"SELECT id, title, content_hash FROM articles WHERE id IN ({marks})", ids
+                f"SELECT id, title, content_hash, published FROM articles WHERE id IN ({marks})",
+                ids,
             ).fetchall()
         }
         paragraphs: dict[int, list[tuple[int, str]]] = {i: [] for i in ids}
@@ -543,7 +545,7 @@ class Corpus:
             ids,
         ).fetchall():
             paragraphs[article_id].append((position, text))
-        return [ArticleText(i, heads[i][1], heads[i][2], paragraphs[i]) for i in ids]
+        return [ArticleText(i, heads[i][1], heads[i][2], paragraphs[i], heads[i][3]) for i in ids]
 
     def status(self, *, errors: int = 10) -> CorpusStatus:
         """Counts by publisher and month, feed polls and recent errors, for `narratives status`."""

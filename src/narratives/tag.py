@@ -222,7 +222,10 @@ def _load(corpus: Corpus, ids: list[int]) -> list[_Article]:
                 id=stored.id,
                 content_hash=stored.content_hash,
                 positions=[p for p, _ in items],
-                passages=[Passage(text=text, title=stored.title) for _, text in items],
+                passages=[
+                    Passage(text=text, title=stored.title, published=stored.published)
+                    for _, text in items
+                ],
             )
         )
     return articles
