@@ -4,10 +4,10 @@
 
 Scores the committed model (models/themes) on the same paragraphs with the encoder in float32,
 in bfloat16 throughout, and under bfloat16 autocast, and reports per theme F1 for each:
-  - validation: the article-grouped validation split the model was calibrated on (rebuilt
-    with the training recipe's split and seed; needs ../shared/data);
-  - gate: corpus/labels/written_gate.jsonl, never trained on.
-It also times each on the validation paragraphs (alternating runs, best of --repeats) and
+  - test: real paragraphs of unseen articles, the test side of src/narratives/real_labels.py
+    (needs ../shared/data);
+  - written: corpus/labels/written_gate.jsonl, paragraphs we wrote, never trained on.
+It also times each on the test paragraphs (alternating runs, best of --repeats) and
 counts how many labels change. Writes OUT.json and OUT.md.
 """
 
@@ -23,22 +23,17 @@ import numpy as np
 
 from narratives.classifier import MODEL_DIR, ThemeModel
 from narratives.encoder import cpu_flags, set_threads
+from narratives.real_labels import load_real_split
 from narratives.themes import load_themes
-from narratives.training import (
-    LabelledPassage,
-    TrainConfig,
-    grouped_split,
-    judged_matrix,
-    label_matrix,
-    read_labels,
-    score,
-)
+from narratives.training import LabelledPassage, judged_matrix, label_matrix, read_labels, score
 
 ROOT = Path(__file__).resolve().parents[1]
 PRECISIONS = ("fp32", "bf16", "bf16-mixed")  # the reference first
 sys.path.insert(0, str(ROOT / "scripts"))
 from report import write_report  # noqa: E402
-from train_themes import GATE, training_data  # noqa: E402
+
+SHARED = ROOT / ".." / "shared" / "data"
+WRITTEN = ROOT / "corpus" / "labels" / "written_gate.jsonl"
 
 
 def scored(model: ThemeModel, examples: list[LabelledPassage]) -> tuple[dict, np.ndarray]:
@@ -60,12 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     set_threads()
     themes = load_themes()
     known = {t.id for t in themes}
-    sets: dict[str, list[LabelledPassage]] = {"gate": read_labels([GATE], known=known)}
-    examples, _ = training_data(known, known)
-    if (ROOT / ".." / "shared" / "data" / "labels").is_dir():
-        config = TrainConfig()
-        _, val_idx = grouped_split(examples, config.validation_share, seed=config.seed)
-        sets = {"validation": [examples[i] for i in val_idx], **sets}
+    sets: dict[str, list[LabelledPassage]] = {"written": read_labels([WRITTEN], known=known)}
+    if (SHARED / "labels").is_dir():
+        sets = {"test": load_real_split(SHARED, known=known, test_only=True).test, **sets}
     models = {p: ThemeModel.load(ROOT / MODEL_DIR, themes, precision=p) for p in PRECISIONS}
     results: dict[str, object] = {
         "machine": f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores",

@@ -1,4 +1,11 @@
-"""The committed theme model on our held-out gate set: pinned floors that fail loudly."""
+"""The committed theme model on real paragraphs of unseen articles: pinned floors that fail loudly.
+
+The gate is the test side of src/narratives/real_labels.py: paragraphs of themes_dev.jsonl and
+themes_silver.jsonl (labelled by careful reading, ../shared/data/labels) whose articles no
+recipe trains or calibrates on. It skips, saying why, where ../shared/data is absent. The
+paragraphs we wrote (corpus/labels/written_gate.jsonl) stay as a fast smoke test only: they are
+written in the style of our training files, so they measure memorised style, not news.
+"""
 
 from __future__ import annotations
 
@@ -6,33 +13,44 @@ import pytest
 
 from narratives.classifier import ThemeModel
 from narratives.encoder import Passage
+from narratives.real_labels import SPEC_THEMES, load_real_split
 from narratives.training import evaluate, read_labels
 
-from conftest import ROOT
+from conftest import ROOT, shared
 
 pytestmark = pytest.mark.slow
 
 MODEL = ROOT / "models" / "themes"
-GATE = ROOT / "corpus" / "labels" / "written_gate.jsonl"
-# F1 floors on corpus/labels/written_gate.jsonl (300 paragraphs we wrote, never trained on):
-# pinned a little under what the committed model measured (see models/themes/MODEL_CARD.md), so
-# noise does not trip them but a real regression does.
-# Measured 2026-11-21 (F1): rate_cut_trade 0.920, trump_trade 0.977, short_squeeze 0.907,
-# dash_for_trash 0.857, ai_bubble 0.780, macro 0.888. One paragraph moves a theme's F1 by about
-# 0.01-0.02 (0.03 for ai_bubble's 25), so the floors sit 0.05-0.08 under.
-FLOORS = {
-    "rate_cut_trade": 0.86,
-    "trump_trade": 0.92,
-    "short_squeeze": 0.85,
-    "dash_for_trash": 0.79,
-    "ai_bubble": 0.70,
+SMOKE = ROOT / "corpus" / "labels" / "written_gate.jsonl"
+# F1 floors on the real test side (2,619 paragraphs of 1,091 unseen articles), pinned a little
+# under what the committed model measured there (models/themes/MODEL_CARD.md, reproduced by
+# `python scripts/eval_themes.py`). One paragraph moves a theme's F1 by about 0.01, so the floors
+# sit three to four paragraphs' worth under. The committed model (2026-11) was trained on all of
+# themes_dev.jsonl, so 500 of these paragraphs are not new to it: its figures flatter it, and a
+# model trained by today's recipe (scripts/train_themes.py) never sees any of them.
+# Measured 2026-12-04 (F1): rate_cut_trade 0.595, trump_trade 0.494, short_squeeze 0.633,
+# dash_for_trash 0.136, macro 0.465. dash_for_trash has no floor of its own (11 positives: one
+# paragraph is a third of its score); it counts in the macro floor.
+REAL_FLOORS = {
+    "rate_cut_trade": 0.55,
+    "trump_trade": 0.45,
+    "short_squeeze": 0.59,
 }
-MACRO_FLOOR = 0.83
+REAL_MACRO_FLOOR = 0.43
+# The written smoke set: a change that breaks the model outright falls far under these.
+SMOKE_MACRO_FLOOR = 0.70
 
 
 @pytest.fixture(scope="module")
 def model() -> ThemeModel:
     return ThemeModel.load(MODEL)
+
+
+@pytest.fixture(scope="module")
+def real_test():
+    labels = shared("labels")
+    known = set(ThemeModel.load(MODEL).theme_ids)
+    return load_real_split(labels.parent, known=known, test_only=True).test
 
 
 def test_committed_model_is_small_enough_for_git():
@@ -41,16 +59,24 @@ def test_committed_model_is_small_enough_for_git():
     assert "MODEL_CARD.md" in sizes
 
 
-def test_committed_model_meets_the_quality_gate(model):
-    evaluation = evaluate(model, read_labels([GATE], known=set(model.theme_ids)))
+@pytest.mark.shared_data
+def test_committed_model_meets_the_real_text_gate(model, real_test):
+    evaluation = evaluate(model, real_test)
     failures = [
         f"{theme}: F1 {evaluation.themes[theme].f1:.3f} below floor {floor:.2f}"
-        for theme, floor in FLOORS.items()
+        for theme, floor in REAL_FLOORS.items()
         if evaluation.themes[theme].f1 < floor
     ]
-    if evaluation.macro_f1 < MACRO_FLOOR:
-        failures.append(f"macro-F1 {evaluation.macro_f1:.3f} below floor {MACRO_FLOOR:.2f}")
-    assert not failures, "theme classifier regressed on the gate set:\n  " + "\n  ".join(failures)
+    macro = sum(evaluation.themes[t].f1 for t in SPEC_THEMES) / len(SPEC_THEMES)
+    if macro < REAL_MACRO_FLOOR:
+        failures.append(f"macro-F1 {macro:.3f} below floor {REAL_MACRO_FLOOR:.2f}")
+    assert not failures, "theme classifier regressed on real text:\n  " + "\n  ".join(failures)
+
+
+def test_written_smoke_set_is_still_read(model):
+    evaluation = evaluate(model, read_labels([SMOKE], known=set(model.theme_ids)))
+    macro = sum(evaluation.themes[t].f1 for t in SPEC_THEMES) / len(SPEC_THEMES)
+    assert macro >= SMOKE_MACRO_FLOOR, evaluation.as_dict()
 
 
 @pytest.mark.parametrize(
