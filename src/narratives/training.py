@@ -187,12 +187,12 @@ def read_labels(
             if known is not None and judged is not None and set(judged) - known:
                 raise LabelsError(f"{where}: unknown theme ids {sorted(set(judged) - known)}")
             title = record.get("title") if isinstance(record.get("title"), str) else None
-            published = record.get("published")
-            published = published if isinstance(published, str) else None
             group = record.get("article_id") or record.get("group") or record.get("id")
             examples.append(
                 LabelledPassage(
-                    passage=Passage(text=text.strip(), title=title, published=published),
+                    passage=Passage(
+                        text=text.strip(), title=title, published=_iso(record.get("published"))
+                    ),
                     labels=frozenset(labels),
                     group=str(group) if group is not None else f"{path}:{number}",
                     validation=validation,
@@ -452,7 +452,7 @@ def fit_platt(logits: np.ndarray, labels: np.ndarray) -> Calibration:
 
 
 def best_threshold(
-    probabilities: np.ndarray, labels: np.ndarray, *, min_positives: int = 8
+    probabilities: np.ndarray, labels: np.ndarray, *, min_positives: int = MIN_CALIBRATION_POSITIVES
 ) -> float:
     """The probability cut-off with the best smoothed F1 on validation.
 
